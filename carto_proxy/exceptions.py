@@ -28,9 +28,13 @@ class ConfigError(CartoProxyError, ValueError):
         value: the offending value, already redacted (never a password).
         problem: what is wrong with it.
         fix: how to put it right.
+        code: the diagnostic code ``check()`` reports for the same problem, e.g. ``"CP106"``.
     """
 
-    def __init__(self, variable: str, value: str | None, problem: str, fix: str) -> None:
+    def __init__(
+        self, variable: str, value: str | None, problem: str, fix: str, *, code: str = "CP100"
+    ) -> None:
+        self.code = code
         self.variable = variable
         self.value = value
         self.problem = problem

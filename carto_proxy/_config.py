@@ -1,0 +1,277 @@
+"""ProxyConfig: the parsed, validated proxy configuration, and its routing entry point."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from . import _env, _tls
+from ._no_proxy import NoProxy
+from ._proxy_url import ProxyURL, parse_proxy
+from ._routing import Route, decide
+from ._target import Protocol, parse_target
+from ._warehouses import Warehouse
+from .exceptions import ConfigError, TargetError
+
+__all__ = ["ProxyConfig", "build"]
+
+_T = TypeVar("_T")
+_ROUTE_CACHE_SIZE = 4096
+_GRPC_CHAIN = ("GRPC_PROXY", "HTTPS_PROXY", "HTTP_PROXY")  # gRPC's own order
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyConfig:
+    """A complete proxy configuration, parsed and validated up front.
+
+    Build it with a named constructor (:meth:`from_env`, :meth:`from_env_file`,
+    :meth:`from_helm_values`, :meth:`direct`); derive variants with
+    :func:`dataclasses.replace`. Once built it never raises for configuration reasons, and
+    :meth:`route` is pure, thread-safe and cached.
+
+    >>> config = ProxyConfig.from_env(environ={
+    ...     "https_proxy": "http://my-proxy:3128", "no_proxy": ".internal"})
+    >>> config.route("https://auth.carto.com").action
+    <Action.PROXY: 'proxy'>
+    >>> config.route("https://db.internal").rule
+    <Rule.NO_PROXY: 'no_proxy'>
+    """
+
+    http_proxy: ProxyURL | None = None
+    https_proxy: ProxyURL | None = None
+    grpc_proxy: ProxyURL | None = None
+    no_proxy: NoProxy = field(default_factory=lambda: NoProxy.parse(None))
+    no_grpc_proxy: NoProxy | None = None
+    extra_ca_file: str | None = None
+    extra_ca_pem: str | None = field(default=None, repr=False)
+    verify_proxy: bool = True
+    sources: _env.Sources | None = field(default=None, compare=False, repr=False)
+    _routes: dict[tuple[object, object, object], Route] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProxyConfig:
+        """Read the configuration from *environ* (``os.environ`` when ``None``).
+
+        Raises:
+            ConfigError: a variable holds a value carto_proxy refuses.
+        """
+        return build(_env.read_environ(environ))
+
+    @classmethod
+    def from_env_file(cls, path: str | os.PathLike[str]) -> ProxyConfig:
+        """Read a CARTO Self-hosted ``.env`` file (docker-compose syntax)."""
+        return build(_env.read_env_file(path))
+
+    @classmethod
+    def from_helm_values(cls, path: str | os.PathLike[str]) -> ProxyConfig:
+        """Read CARTO Helm values (``externalProxy.*``); needs the ``helm`` extra."""
+        return build(_env.read_helm_values(path))
+
+    @classmethod
+    def direct(cls) -> ProxyConfig:
+        """A configuration with no proxy at all: every target goes direct."""
+        return cls()
+
+    @property
+    def has_proxy(self) -> bool:
+        """True when any of HTTP_PROXY, HTTPS_PROXY or GRPC_PROXY is set."""
+        return bool(self.http_proxy or self.https_proxy or self.grpc_proxy)
+
+    def proxy_for(self, protocol: Protocol) -> tuple[ProxyURL | None, str | None]:
+        """Return the proxy a protocol uses and the variable it comes from.
+
+        ``http`` uses HTTP_PROXY and ``https`` HTTPS_PROXY, with no fallback between them;
+        gRPC uses GRPC_PROXY, else HTTPS_PROXY, else HTTP_PROXY; TCP never uses a proxy.
+        """
+        if protocol is Protocol.HTTP:
+            return self.http_proxy, "HTTP_PROXY"
+        if protocol is Protocol.HTTPS:
+            return self.https_proxy, "HTTPS_PROXY"
+        if protocol is Protocol.GRPC:
+            for name, proxy in zip(
+                _GRPC_CHAIN, (self.grpc_proxy, self.https_proxy, self.http_proxy), strict=True
+            ):
+                if proxy is not None:
+                    return proxy, name
+            return None, "GRPC_PROXY"
+        return None, None
+
+    def route(
+        self,
+        target: str,
+        *,
+        protocol: Protocol | str | None = None,
+        warehouse: Warehouse | str | None = None,
+    ) -> Route:
+        """Decide how to reach *target*: through a proxy or directly, and why.
+
+        Args:
+            target: a URL, ``host[:port]``, gRPC target or warehouse DSN.
+            protocol: overrides the protocol the target's scheme implies.
+            warehouse: the warehouse the target belongs to, when the host does not say.
+
+        Raises:
+            TargetError: the target, protocol or warehouse cannot be parsed.
+        """
+        key = (target, protocol, warehouse)
+        try:
+            cached = self._routes.get(key)
+        except TypeError:
+            cached = None  # an unhashable argument: decide without the cache
+        if cached is not None:
+            return cached
+        route = self._decide(target, protocol, warehouse)
+        if len(self._routes) >= _ROUTE_CACHE_SIZE:
+            self._routes.clear()  # bounded; a cleared cache only costs a re-decision
+        self._routes[key] = route
+        return route
+
+    def _decide(self, target: object, protocol: object, warehouse: object) -> Route:
+        if not isinstance(target, str):
+            target = str(target)  # httpx.URL, yarl.URL, ...: their text form
+        parsed = parse_target(target, _coerce(Protocol, protocol, "protocol", target))
+        return decide(self, parsed, _coerce(Warehouse, warehouse, "warehouse", target))
+
+    def to_env(self, *, ca_path: str | None = None) -> dict[str, str]:
+        """Return the variables CARTO's ``.env`` needs for this configuration.
+
+        Both cases for the proxy variables, normalised values (scheme and port written out),
+        ``NO_GRPC_PROXY`` when set, ``NODE_TLS_REJECT_UNAUTHORIZED`` whenever a proxy is set,
+        and ``NODE_EXTRA_CA_CERTS`` when the CA came from a file or *ca_path* says where the
+        PEM will be mounted. Unset variables are left out.
+        """
+        env: dict[str, str] = {}
+        pairs = (
+            ("HTTP_PROXY", self.http_proxy),
+            ("HTTPS_PROXY", self.https_proxy),
+            ("GRPC_PROXY", self.grpc_proxy),
+            ("NO_PROXY", self.no_proxy or None),
+            ("NO_GRPC_PROXY", self.no_grpc_proxy),
+        )
+        for name, value in pairs:
+            if value is not None:
+                env[name] = env[name.lower()] = str(value)
+        ca = ca_path or self.extra_ca_file
+        if ca and self.extra_ca_pem:
+            env["NODE_EXTRA_CA_CERTS"] = ca
+        if self.has_proxy:
+            env["NODE_TLS_REJECT_UNAUTHORIZED"] = "1" if self.verify_proxy else "0"
+        return env
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A new verifying context for origins: certifi plus ``NODE_EXTRA_CA_CERTS``."""
+        return _tls.ssl_context(self.extra_ca_pem)
+
+    def proxy_ssl_context(self) -> ssl.SSLContext:
+        """A new context for the TLS hop to an ``https://`` proxy.
+
+        Verification is off only when ``NODE_TLS_REJECT_UNAUTHORIZED=0``.
+        """
+        return _tls.proxy_ssl_context(self.extra_ca_pem, verify=self.verify_proxy)
+
+    def ca_bundle_pem(self) -> str:
+        """certifi's roots plus the extra CA, as one PEM string."""
+        return _tls.bundle_pem(self.extra_ca_pem)
+
+    def ca_bundle_path(self) -> str:
+        """A PEM file with :meth:`ca_bundle_pem`, for clients that only take a path."""
+        return _tls.bundle_path(self.extra_ca_pem)
+
+    def __repr__(self) -> str:
+        shown = [
+            f"{name}={str(value)!r}"
+            for name, value in (
+                ("http_proxy", self.http_proxy),
+                ("https_proxy", self.https_proxy),
+                ("grpc_proxy", self.grpc_proxy),
+                ("no_proxy", self.no_proxy or None),
+                ("no_grpc_proxy", self.no_grpc_proxy),
+                ("extra_ca_file", self.extra_ca_file),
+            )
+            if value is not None
+        ]
+        if self.extra_ca_pem and not self.extra_ca_file:
+            shown.append("extra_ca_pem=<inline PEM>")
+        if not self.verify_proxy:
+            shown.append("verify_proxy=False")
+        return f"ProxyConfig({', '.join(shown)})"
+
+
+_E = TypeVar("_E", Protocol, Warehouse)
+
+
+def _coerce(kind: type[_E], value: object, name: str, target: str) -> _E | None:
+    if value is None or isinstance(value, kind):
+        return value
+    try:
+        return kind(str(value).strip().lower())
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise TargetError(target, f"{name} {value!r} is not one of {choices}") from None
+
+
+def build(sources: _env.Sources, errors: list[ConfigError] | None = None) -> ProxyConfig:
+    """Parse and validate *sources* into a :class:`ProxyConfig`.
+
+    With *errors* given, each refused value is appended to it and treated as unset, so that
+    ``check()`` can report every problem at once; otherwise the first one is raised.
+    """
+
+    def attempt(parse: Callable[[], _T], default: _T) -> _T:
+        try:
+            return parse()
+        except ConfigError as error:
+            if errors is None:
+                raise
+            errors.append(error)
+            return default
+
+    def proxy(name: str) -> ProxyURL | None:
+        setting = sources.get(name)
+        if setting.value is None:
+            return None
+        value, variable = setting.value, setting.source or name
+        return attempt(lambda: parse_proxy(value, variable=variable).url, None)
+
+    grpc_exclusions = sources.get("NO_GRPC_PROXY").value
+    pem, ca_file = None, sources.extra_ca_certs
+    if ca_file is not None:
+        pem = attempt(lambda: _tls.load_ca_file(ca_file), None)
+    if sources.inline_ca:
+        inline = attempt(
+            lambda: _tls.validate_pem(
+                sources.inline_ca or "", variable="trustedCACerts.value", shown="<inline PEM>"
+            ),
+            None,
+        )
+        pem = "".join(p for p in (pem, inline) if p) or None
+    return ProxyConfig(
+        http_proxy=proxy("HTTP_PROXY"),
+        https_proxy=proxy("HTTPS_PROXY"),
+        grpc_proxy=proxy("GRPC_PROXY"),
+        no_proxy=NoProxy.parse(sources.get("NO_PROXY").value),
+        no_grpc_proxy=None if grpc_exclusions is None else NoProxy.parse(grpc_exclusions),
+        extra_ca_file=ca_file if pem is not None else None,
+        extra_ca_pem=pem,
+        verify_proxy=attempt(lambda: _verify_flag(sources.reject_unauthorized), True),
+        sources=sources,
+    )
+
+
+def _verify_flag(value: str | None) -> bool:
+    if value is None or value == "1":
+        return True
+    if value == "0":
+        return False
+    raise ConfigError(
+        "NODE_TLS_REJECT_UNAUTHORIZED",
+        value,
+        "must be 0 or 1",
+        "set 1 to verify the proxy's certificate (the default) or 0 to skip it",
+        code="CP306",
+    )

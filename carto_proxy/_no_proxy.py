@@ -1,0 +1,208 @@
+"""NO_PROXY grammar, compiled once into an index so matching never scans every entry.
+
+The grammar (DESIGN §3.4): entries split on ``,`` and trimmed; ``*`` bypasses everything;
+``example.com``, ``.example.com`` and ``*.example.com`` all mean the domain and every
+subdomain, on label boundaries; ``host:port`` matches that effective port only; IPv4/IPv6
+addresses (bare or bracketed, optionally with a port) and CIDR blocks match IP-literal targets
+only; names never match IP literals. Anything else is kept in :attr:`NoProxy.ignored` with the
+reason, never raised.
+
+Cost: a name is looked up once per label of the target (``a.b.example.com`` → three dict
+probes), an address once per distinct CIDR prefix length, whatever the number of entries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ._hosts import IPAddress, as_ip, normalize_name
+
+__all__ = ["NoProxy"]
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class _Rule(NamedTuple):
+    port: int | None  # None: any port
+    entry: str  # as written, trimmed
+
+
+class IgnoredEntry(NamedTuple):
+    """A NO_PROXY entry carto_proxy cannot use, and why."""
+
+    entry: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NoProxy:
+    """A compiled NO_PROXY list.
+
+    Build it with :meth:`parse`; ask it with :meth:`match`. Two lists are equal when their
+    entries (trimmed, in order) are equal.
+    """
+
+    entries: tuple[str, ...]
+    ignored: tuple[IgnoredEntry, ...] = ()
+    match_all: str | None = None  # the '*' entry as written, if any
+    _names: dict[str, tuple[_Rule, ...]] = field(default_factory=dict, repr=False)
+    _ips: dict[IPAddress, tuple[_Rule, ...]] = field(default_factory=dict, repr=False)
+    # One (version, netmask, {network address: entry}) per distinct prefix length.
+    _networks: tuple[tuple[int, int, dict[int, str]], ...] = field(default=(), repr=False)
+
+    @classmethod
+    def parse(cls, value: str | Iterable[str] | None) -> NoProxy:
+        """Compile a NO_PROXY value (a comma-separated string or a list of entries)."""
+        if value is None:
+            return _EMPTY
+        parts = (
+            value.split(",")
+            if isinstance(value, str)
+            else (piece for item in value for piece in item.split(","))
+        )
+        entries = tuple(p.strip() for p in parts if p.strip())
+        return _compile(entries) if entries else _EMPTY
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NoProxy) and self.entries == other.entries
+
+    def __hash__(self) -> int:
+        return hash(self.entries)
+
+    def __str__(self) -> str:
+        return ",".join(self.entries)
+
+    def match(self, host: str, port: int, ip: IPAddress | None = None) -> str | None:
+        """Return the entry that exempts ``host:port`` from the proxy, or ``None``.
+
+        Args:
+            host: the target's normalised host (lowercase ASCII, or an IP's text form).
+            port: the target's effective port.
+            ip: the target host as an address when it is an IP literal.
+        """
+        if self.match_all is not None:
+            return self.match_all
+        if ip is not None:
+            return self._match_ip(ip, port)
+        names = self._names
+        if not names:
+            return None
+        suffix = host
+        while True:
+            rules = names.get(suffix)
+            if rules is not None:
+                for rule in rules:
+                    if rule.port is None or rule.port == port:
+                        return rule.entry
+            dot = suffix.find(".")
+            if dot < 0:
+                return None
+            suffix = suffix[dot + 1 :]
+
+    def _match_ip(self, ip: IPAddress, port: int) -> str | None:
+        for rule in self._ips.get(ip, ()):
+            if rule.port is None or rule.port == port:
+                return rule.entry
+        address = int(ip)
+        for version, netmask, networks in self._networks:
+            if version == ip.version:
+                entry = networks.get(address & netmask)
+                if entry is not None:
+                    return entry
+        return None
+
+
+def _compile(entries: tuple[str, ...]) -> NoProxy:
+    names: dict[str, list[_Rule]] = {}
+    ips: dict[IPAddress, list[_Rule]] = {}
+    networks: dict[tuple[int, int], dict[int, str]] = {}
+    ignored: list[IgnoredEntry] = []
+    match_all: str | None = None
+    for entry in entries:
+        if entry == "*":
+            match_all = match_all or entry
+            continue
+        parsed = _parse_entry(entry)
+        if isinstance(parsed, str):
+            ignored.append(IgnoredEntry(entry, parsed))
+        elif isinstance(parsed, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            key = (parsed.version, int(parsed.netmask))
+            networks.setdefault(key, {}).setdefault(int(parsed.network_address), entry)
+        elif isinstance(parsed[0], str):
+            names.setdefault(parsed[0], []).append(_Rule(parsed[1], entry))
+        else:
+            ips.setdefault(parsed[0], []).append(_Rule(parsed[1], entry))
+    return NoProxy(
+        entries=entries,
+        ignored=tuple(ignored),
+        match_all=match_all,
+        _names={k: tuple(v) for k, v in names.items()},
+        _ips={k: tuple(v) for k, v in ips.items()},
+        _networks=tuple((v, mask, nets) for (v, mask), nets in networks.items()),
+    )
+
+
+_Parsed = tuple[str | IPAddress, int | None] | _Network | str  # str alone: why it is ignored
+
+
+def _parse_entry(entry: str) -> _Parsed:
+    """Classify one trimmed entry; a bare ``str`` result is the reason it is ignored."""
+    if "://" in entry or ("/" in entry and not _looks_like_cidr(entry)):
+        return "schemes and paths are not part of NO_PROXY; write the host name only"
+    if "/" in entry:
+        try:
+            return ipaddress.ip_network(entry.strip("[]").replace("]/", "/"), strict=False)
+        except ValueError:
+            return "not a valid CIDR block (write e.g. 10.0.0.0/8 or 2001:db8::/32)"
+    host, port = _split_port(entry)
+    if port == -1:
+        return "the port is not a number from 1 to 65535"
+    ip = as_ip(host)
+    if ip is not None:
+        return ip, port
+    if host.startswith("*."):
+        host = host[2:]
+    elif host.startswith("."):
+        host = host[1:]
+    if "*" in host:
+        return "wildcards are only understood as a leading '*.' or as the whole entry '*'"
+    name = normalize_name(host)
+    if name is None:
+        return "not a valid host name, IP address or CIDR block"
+    return name, port
+
+
+def _looks_like_cidr(entry: str) -> bool:
+    address, _, prefix = entry.partition("/")
+    return prefix.isascii() and prefix.isdigit() and (address[:1].isdigit() or ":" in address)
+
+
+def _split_port(entry: str) -> tuple[str, int | None]:
+    """Split ``host:port``, ``[v6]:port``, ``[v6]``; a bare IPv6 address has no port.
+
+    A port of ``-1`` marks an invalid one.
+    """
+    if entry.startswith("["):
+        inner, _, after = entry[1:].partition("]")
+        if not after:
+            return inner, None
+        return inner, _port(after[1:]) if after.startswith(":") else -1
+    if entry.count(":") == 1:
+        host, _, port_text = entry.partition(":")
+        return host, _port(port_text)
+    return entry, None
+
+
+def _port(text: str) -> int:
+    if text.isascii() and text.isdigit() and len(text) <= 5 and 0 < int(text) < 65536:
+        return int(text)
+    return -1
+
+
+_EMPTY = NoProxy(entries=())

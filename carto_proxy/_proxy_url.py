@@ -1,0 +1,144 @@
+"""ProxyURL: parse and validate a proxy variable's value; redact user information."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ._hosts import as_ip, normalize_name
+from .exceptions import ConfigError
+
+__all__ = ["ParsedProxy", "ProxyURL", "parse_proxy", "redact"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_FORMAT_FIX = "write it as http://<hostname>:<port> or https://<hostname>:<port>"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyURL:
+    """A validated proxy address: ``http`` or ``https``, a host and a port, no credentials.
+
+    ``str()`` gives the normalised URL, e.g. ``'http://my-proxy:3128'`` or
+    ``'http://[::1]:3128'``.
+    """
+
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def authority(self) -> str:
+        """``host:port``, with IPv6 hosts in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def is_tls(self) -> bool:
+        """True for an ``https://`` proxy: the client speaks TLS to the proxy itself."""
+        return self.scheme == "https"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.authority}"
+
+
+class ParsedProxy(NamedTuple):
+    """A proxy value with what had to be assumed to read it."""
+
+    url: ProxyURL
+    scheme_assumed: bool
+    port_assumed: bool
+
+
+def redact(value: str, *, keep_user: bool = True) -> str:
+    """Return *value* with the password (or, if not *keep_user*, all user info) masked.
+
+    Works on anything URL-like, including values too broken to parse, so it is safe to
+    quote in an error message.
+    """
+    match = _SCHEME.match(value)
+    head = match.group(0) if match else ""
+    rest = value[len(head) :]
+    if "@" not in rest:
+        return value
+    userinfo, _, hostpart = rest.rpartition("@")
+    user, has_password, _ = userinfo.partition(":")
+    if keep_user and not has_password:
+        masked = user
+    elif keep_user:
+        masked = f"{user}:***"
+    else:
+        masked = "***"
+    return f"{head}{masked}@{hostpart}"
+
+
+def parse_proxy(value: str, *, variable: str) -> ParsedProxy:
+    """Parse a proxy variable's value as CARTO documents it: ``http(s)://<hostname>:<port>``.
+
+    A missing scheme means ``http://`` and a missing port the scheme's default; both are
+    reported in the result so that diagnostics can warn about them.
+
+    Raises:
+        ConfigError: credentials (unsupported by CARTO), another scheme, a path, or a host or
+            port that cannot be valid. The message never contains the password.
+    """
+    text = value.strip()
+    try:
+        return _parse(text)
+    except _Invalid as invalid:
+        shown = redact(text)
+        raise ConfigError(
+            variable, shown, invalid.problem, invalid.fix, code=invalid.code
+        ) from None
+
+
+class _Invalid(Exception):
+    def __init__(self, problem: str, fix: str = _FORMAT_FIX, code: str = "CP107") -> None:
+        self.problem = problem
+        self.fix = fix
+        self.code = code
+
+
+def _parse(text: str) -> ParsedProxy:
+    match = _SCHEME.match(text)
+    scheme = match.group(1).lower() if match else "http"
+    if scheme not in _DEFAULT_PORTS:
+        raise _Invalid(f"the {scheme}:// scheme is not supported (only http and https)")
+    rest = text[match.end() :] if match else text
+    authority, _, path = rest.partition("/")
+    if path.strip("/") or "?" in rest or "#" in rest:
+        raise _Invalid("a proxy URL has no path, query or fragment")
+    if "@" in authority:
+        raise _Invalid(
+            "proxy password authentication is not supported by CARTO Self-hosted",
+            "remove the user information (user:password@); let the proxy allow this client "
+            "by its address instead",
+            code="CP106",
+        )
+    host, port = _split_authority(authority)
+    url = ProxyURL(scheme=scheme, host=host, port=port or _DEFAULT_PORTS[scheme])
+    return ParsedProxy(url, scheme_assumed=match is None, port_assumed=port is None)
+
+
+def _split_authority(authority: str) -> tuple[str, int | None]:
+    if authority.startswith("["):
+        inner, bracket, port_text = authority[1:].partition("]")
+        ip = as_ip(inner) if bracket else None
+        if ip is None or ip.version != 6 or (port_text and not port_text.startswith(":")):
+            raise _Invalid("the IPv6 address in brackets is not valid")
+        return str(ip), _port(port_text[1:]) if port_text else None
+    if authority.count(":") > 1:
+        raise _Invalid("an IPv6 address must be written in brackets", "write http://[::1]:3128")
+    host_text, colon, port_text = authority.partition(":")
+    ip = as_ip(host_text)
+    host = str(ip) if ip is not None else normalize_name(host_text)
+    if not host:
+        raise _Invalid("the host name is missing or not valid")
+    return host, _port(port_text) if colon else None
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 5) or not 0 < int(text) < 65536:
+        raise _Invalid(f"the port {text!r} is not a number from 1 to 65535")
+    return int(text)

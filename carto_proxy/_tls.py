@@ -1,0 +1,123 @@
+"""TLS material from a configuration: the CA bundle and the two SSL contexts.
+
+``NODE_EXTRA_CA_CERTS`` is appended to certifi's roots, for the proxy hop and for origins (a
+TLS-inspecting proxy re-signs origins with the same CA). ``NODE_TLS_REJECT_UNAUTHORIZED=0`` turns
+off verification of the *proxy's* certificate only: Node applies it process-wide, but CARTO
+documents it as a proxy setting, so origins stay verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import ssl
+import tempfile
+from pathlib import Path
+
+import certifi
+
+from .exceptions import ConfigError
+
+__all__ = [
+    "bundle_path",
+    "bundle_pem",
+    "load_ca_file",
+    "proxy_ssl_context",
+    "ssl_context",
+    "validate_pem",
+]
+
+_PEM_BLOCK = re.compile(
+    r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----"
+)
+_MAX_CA_BYTES = 16 * 1024 * 1024  # a CA bundle is kilobytes; refuse to slurp a device
+_PEM_FIX = "point it at a PEM file holding the CA certificate(s) (-----BEGIN CERTIFICATE-----)"
+
+
+def load_ca_file(path: str, *, variable: str = "NODE_EXTRA_CA_CERTS") -> str:
+    """Read and validate a PEM CA file; return its certificates as normalised PEM.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, too large or holds no valid certificate.
+    """
+    file = Path(path)
+    if not file.is_file():  # also refuses FIFOs and devices, which could block or never end
+        raise ConfigError(variable, path, "is not an existing regular file", _PEM_FIX, code="CP305")
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(_MAX_CA_BYTES + 1)
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            variable, path, f"cannot be read ({error.__class__.__name__})", _PEM_FIX, code="CP305"
+        ) from None
+    if len(data) > _MAX_CA_BYTES:
+        raise ConfigError(variable, path, "is larger than 16 MiB", _PEM_FIX, code="CP305")
+    return validate_pem(data.decode("latin-1"), variable=variable, shown=path)
+
+
+def validate_pem(text: str, *, variable: str, shown: str | None) -> str:
+    """Return the certificates in *text* as PEM, each ending with a newline.
+
+    Raises:
+        ConfigError: no certificate is found, or OpenSSL refuses one.
+    """
+    blocks = _PEM_BLOCK.findall(text)
+    if not blocks:
+        raise ConfigError(variable, shown, "holds no PEM certificate", _PEM_FIX, code="CP305")
+    pem = "".join(block.strip() + "\n" for block in blocks)
+    try:
+        ssl.create_default_context().load_verify_locations(cadata=pem)
+    except (ssl.SSLError, ValueError) as error:
+        raise ConfigError(
+            variable,
+            shown,
+            f"holds a certificate OpenSSL refuses ({error})",
+            _PEM_FIX,
+            code="CP305",
+        ) from None
+    return pem
+
+
+def bundle_pem(extra_pem: str | None) -> str:
+    """certifi's roots followed by *extra_pem*, newline-separated."""
+    roots = Path(certifi.where()).read_text(encoding="ascii")
+    if not extra_pem:
+        return roots
+    return roots.rstrip("\n") + "\n" + extra_pem
+
+
+def bundle_path(extra_pem: str | None) -> str:
+    """Path of a PEM file holding :func:`bundle_pem`, for clients that only take a path.
+
+    Without an extra CA this is certifi's own file. Otherwise the file is written once per
+    content into the temporary directory (named by its digest, written atomically).
+    """
+    if not extra_pem:
+        return certifi.where()
+    pem = bundle_pem(extra_pem)
+    digest = hashlib.sha256(pem.encode("ascii", "replace")).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"carto_proxy-ca-{digest}.pem"
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".carto_proxy-ca-")
+        with os.fdopen(fd, "w", encoding="ascii", errors="replace") as handle:
+            handle.write(pem)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def ssl_context(extra_pem: str | None) -> ssl.SSLContext:
+    """A verifying client context trusting certifi plus *extra_pem* (for origins)."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if extra_pem:
+        context.load_verify_locations(cadata=extra_pem)
+    return context
+
+
+def proxy_ssl_context(extra_pem: str | None, *, verify: bool) -> ssl.SSLContext:
+    """The context for the TLS hop to an ``https://`` proxy."""
+    context = ssl_context(extra_pem)
+    if not verify:
+        context.check_hostname = False  # must precede CERT_NONE
+        context.verify_mode = ssl.CERT_NONE
+    return context
