@@ -8,12 +8,12 @@ from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
-from .._config import ProxyConfig
-from .._observers import notify
-from .._routing import Route
-from .._target import Protocol
-from .._warehouses import Warehouse
-from ..exceptions import ConfigError, MissingExtraError
+from carto_proxy._config import ProxyConfig
+from carto_proxy._observers import notify
+from carto_proxy._routing import Route
+from carto_proxy._target import Protocol
+from carto_proxy._warehouses import Warehouse
+from carto_proxy.exceptions import ConfigError, MissingExtraError
 
 __all__ = ["decide", "import_extra", "refuse_arguments", "resolve_config"]
 
