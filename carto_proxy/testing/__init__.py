@@ -1,0 +1,1 @@
+"""carto_proxy's testing kit: a real recording proxy, helpers and pytest fixtures."""
