@@ -189,7 +189,9 @@ def _split_port(entry: str) -> tuple[str, int | None]:
     A port of ``-1`` marks an invalid one.
     """
     if entry.startswith("["):
-        inner, _, after = entry[1:].partition("]")
+        inner, bracket, after = entry[1:].partition("]")
+        if not bracket:
+            return entry, None  # unbalanced: fails as a host name, with that reason
         if not after:
             return inner, None
         return inner, _port(after[1:]) if after.startswith(":") else -1

@@ -1,0 +1,127 @@
+"""check(): every documented finding, from the environment, a .env file or a config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trustme
+
+from carto_proxy import ConfigError, ProxyConfig, Severity, check
+
+from .test_routing import CARTO_HTTP, CARTO_HTTPS
+
+
+def codes(environ: dict[str, str]) -> set[str]:
+    return {d.code for d in check(environ=environ)}
+
+
+def test_carto_http_example_is_clean() -> None:
+    assert check(environ=CARTO_HTTP) == []
+
+
+def test_carto_https_example_findings(tmp_path: Path) -> None:
+    ca = tmp_path / "proxy-ca.crt"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    found = check(environ={**CARTO_HTTPS, "NODE_EXTRA_CA_CERTS": str(ca)})
+    assert [d.code for d in found] == ["CP108", "CP202", "CP301", "CP304"]
+    assert all(d.severity is Severity.WARNING for d in found)
+
+
+@pytest.mark.parametrize(
+    ("environ", "code", "severity", "variable"),
+    [
+        (
+            {
+                "http_proxy": "http://p:1",
+                "HTTP_PROXY": "http://p:1",
+                "https_proxy": "http://p:1",
+                "HTTPS_PROXY": "http://p:1",
+            },
+            "CP101",
+            "error",
+            "GRPC_PROXY",
+        ),
+        (
+            {"https_proxy": "https://p:1", "HTTPS_PROXY": "https://p:1"},
+            "CP101",
+            "error",
+            "HTTP_PROXY",
+        ),
+        ({"HTTPS_PROXY": "http://p:1"}, "CP102", "warning", "https_proxy"),
+        ({"https_proxy": "http://p:1"}, "CP102", "warning", "HTTPS_PROXY"),
+        (
+            {"https_proxy": "http://a:1", "HTTPS_PROXY": "http://b:1"},
+            "CP103",
+            "warning",
+            "HTTPS_PROXY",
+        ),
+        ({"https_proxy": "p:1"}, "CP104", "warning", "https_proxy"),
+        ({"https_proxy": "http://p"}, "CP105", "warning", "https_proxy"),
+        ({"https_proxy": "http://u:pw@p:1"}, "CP106", "error", "https_proxy"),
+        ({"https_proxy": "socks5://p:1"}, "CP107", "error", "https_proxy"),
+        ({"grpc_proxy": "https://p:1"}, "CP108", "warning", "GRPC_PROXY"),
+        ({"ALL_PROXY": "http://p:1"}, "CP109", "info", "ALL_PROXY"),
+        ({"REQUEST_METHOD": "GET", "HTTP_PROXY": "http://p:1"}, "CP110", "warning", "HTTP_PROXY"),
+        ({"https_proxy": "", "HTTPS_PROXY": "http://p:1"}, "CP111", "warning", "https_proxy"),
+        ({"no_proxy": "*.ok.com,bad*"}, "CP201", "warning", "NO_PROXY"),
+        ({"https_proxy": "https://p:1"}, "CP202", "warning", "NO_PROXY"),
+        ({"https_proxy": "http://p:1", "no_proxy": "*"}, "CP203", "info", "NO_PROXY"),
+        ({"no_grpc_proxy": "x.com"}, "CP204", "info", "NO_GRPC_PROXY"),
+        (
+            {"https_proxy": "https://p:1", "NODE_TLS_REJECT_UNAUTHORIZED": "0"},
+            "CP301",
+            "warning",
+            "NODE_TLS_REJECT_UNAUTHORIZED",
+        ),
+        (
+            {"https_proxy": "http://p:1", "NODE_TLS_REJECT_UNAUTHORIZED": "0"},
+            "CP302",
+            "info",
+            "NODE_TLS_REJECT_UNAUTHORIZED",
+        ),
+        ({"NODE_EXTRA_CA_CERTS": "/nonexistent/ca.pem"}, "CP305", "error", "NODE_EXTRA_CA_CERTS"),
+        ({"NODE_TLS_REJECT_UNAUTHORIZED": "yes"}, "CP306", "error", "NODE_TLS_REJECT_UNAUTHORIZED"),
+    ],
+)
+def test_each_code(environ: dict[str, str], code: str, severity: str, variable: str) -> None:
+    found = [d for d in check(environ=environ) if d.code == code]
+    assert found, f"{code} not reported for {environ}"
+    assert found[0].severity.value == severity
+    assert found[0].variable == variable
+    assert found[0].message
+    assert found[0].fix
+
+
+def test_extra_ca_with_http_proxy_is_info(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    assert "CP303" in codes({**CARTO_HTTP, "NODE_EXTRA_CA_CERTS": str(ca)})
+
+
+def test_every_refused_value_is_reported_at_once() -> None:
+    found = check(
+        environ={
+            "https_proxy": "socks5://p:1",
+            "http_proxy": "http://u:pw@p:1",
+            "NODE_TLS_REJECT_UNAUTHORIZED": "x",
+        }
+    )
+    assert {d.code for d in found if d.severity is Severity.ERROR} >= {"CP106", "CP107", "CP306"}
+    assert "pw" not in " ".join(str(d) for d in found).replace("proxy", "")
+
+
+def test_errors_sort_first_and_str_is_readable() -> None:
+    found = check(environ={"ALL_PROXY": "http://p:1", "https_proxy": "ftp://x"})
+    assert found[0].severity is Severity.ERROR
+    assert str(found[0]).startswith("CP107 error https_proxy: ")
+
+
+def test_check_a_config_and_an_env_file(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("HTTPS_PROXY=https://p:3129\n")
+    assert "CP102" in {d.code for d in check(env_file=env)}
+    config = ProxyConfig.from_env_file(env)
+    assert "CP102" in {d.code for d in check(config)}  # the config keeps its sources
+    with pytest.raises(ConfigError):
+        check(env_file=tmp_path / "missing.env")
