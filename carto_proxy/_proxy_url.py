@@ -36,7 +36,7 @@ class ProxyURL:
 
     @property
     def is_tls(self) -> bool:
-        """True for an ``https://`` proxy: the client speaks TLS to the proxy itself."""
+        """True for an ``https://`` proxy, to which the client speaks TLS itself."""
         return self.scheme == "https"
 
     def __str__(self) -> str:
