@@ -52,6 +52,30 @@ class ProxyConfig:
     _routes: dict[tuple[object, object, object], Route] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
+    _proxies: dict[Protocol, tuple[ProxyURL | None, str | None]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        # proxy_for() is on the routing hot path: answer it from a table built once.
+        grpc = next(
+            (
+                (proxy, name)
+                for name, proxy in zip(
+                    _GRPC_CHAIN, (self.grpc_proxy, self.https_proxy, self.http_proxy), strict=True
+                )
+                if proxy is not None
+            ),
+            (None, "GRPC_PROXY"),
+        )
+        self._proxies.update(
+            {
+                Protocol.HTTP: (self.http_proxy, "HTTP_PROXY"),
+                Protocol.HTTPS: (self.https_proxy, "HTTPS_PROXY"),
+                Protocol.GRPC: grpc,
+                Protocol.TCP: (None, None),
+            }
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProxyConfig:
@@ -88,18 +112,7 @@ class ProxyConfig:
         ``http`` uses HTTP_PROXY and ``https`` HTTPS_PROXY, with no fallback between them;
         gRPC uses GRPC_PROXY, else HTTPS_PROXY, else HTTP_PROXY; TCP never uses a proxy.
         """
-        if protocol is Protocol.HTTP:
-            return self.http_proxy, "HTTP_PROXY"
-        if protocol is Protocol.HTTPS:
-            return self.https_proxy, "HTTPS_PROXY"
-        if protocol is Protocol.GRPC:
-            for name, proxy in zip(
-                _GRPC_CHAIN, (self.grpc_proxy, self.https_proxy, self.http_proxy), strict=True
-            ):
-                if proxy is not None:
-                    return proxy, name
-            return None, "GRPC_PROXY"
-        return None, None
+        return self._proxies[protocol]
 
     def route(
         self,
@@ -134,8 +147,11 @@ class ProxyConfig:
     def _decide(self, target: object, protocol: object, warehouse: object) -> Route:
         if not isinstance(target, str):
             target = str(target)  # httpx.URL, yarl.URL, ...: their text form
-        parsed = parse_target(target, _coerce(Protocol, protocol, "protocol", target))
-        return decide(self, parsed, _coerce(Warehouse, warehouse, "warehouse", target))
+        if protocol is not None:
+            protocol = _coerce(Protocol, protocol, "protocol", target)
+        if warehouse is not None:
+            warehouse = _coerce(Warehouse, warehouse, "warehouse", target)
+        return decide(self, parse_target(target, protocol), warehouse)
 
     def to_env(self, *, ca_path: str | None = None) -> dict[str, str]:
         """Return the variables CARTO's ``.env`` needs for this configuration.

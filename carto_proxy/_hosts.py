@@ -12,14 +12,13 @@ import re
 
 import idna
 
-__all__ = ["IPAddress", "as_ip", "normalize_name"]
+__all__ = ["LABEL", "IPAddress", "as_ip", "normalize_name"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Letters, digits, hyphens and underscores (internal names use them), 1-63 per label.
-_ASCII_NAME = re.compile(
-    r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
-)
+LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_ASCII_NAME = re.compile(rf"(?:{LABEL}\.)*{LABEL}")
 
 
 def normalize_name(name: str) -> str | None:

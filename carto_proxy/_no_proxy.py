@@ -14,7 +14,7 @@ probes), an address once per distinct CIDR prefix length, whatever the number of
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -49,6 +49,9 @@ class NoProxy:
     ignored: tuple[IgnoredEntry, ...] = ()
     match_all: str | None = None  # the '*' entry as written, if any
     _names: dict[str, tuple[_Rule, ...]] = field(default_factory=dict, repr=False)
+    # Every label suffix of every name entry ("io", "mega.io"): matching walks a host's
+    # suffixes from the right and stops at the first one no entry ends with.
+    _suffixes: frozenset[str] = field(default=frozenset(), repr=False)
     _ips: dict[IPAddress, tuple[_Rule, ...]] = field(default_factory=dict, repr=False)
     # One (version, netmask, {network address: entry}) per distinct prefix length.
     _networks: tuple[tuple[int, int, dict[int, str]], ...] = field(default=(), repr=False)
@@ -90,20 +93,21 @@ class NoProxy:
             return self.match_all
         if ip is not None:
             return self._match_ip(ip, port)
-        names = self._names
-        if not names:
-            return None
-        suffix = host
+        suffixes = self._suffixes
+        found: str | None = None
+        end = len(host)
         while True:
-            rules = names.get(suffix)
-            if rules is not None:
-                for rule in rules:
-                    if rule.port is None or rule.port == port:
-                        return rule.entry
-            dot = suffix.find(".")
+            dot = host.rfind(".", 0, end)
+            suffix = host[dot + 1 :]
+            if suffix not in suffixes:
+                return found
+            for rule in self._names.get(suffix, ()):
+                if rule.port is None or rule.port == port:
+                    found = rule.entry  # keep walking: the most specific entry wins
+                    break
             if dot < 0:
-                return None
-            suffix = suffix[dot + 1 :]
+                return found
+            end = dot
 
     def _match_ip(self, ip: IPAddress, port: int) -> str | None:
         for rule in self._ips.get(ip, ()):
@@ -143,12 +147,21 @@ def _compile(entries: tuple[str, ...]) -> NoProxy:
         ignored=tuple(ignored),
         match_all=match_all,
         _names={k: tuple(v) for k, v in names.items()},
+        _suffixes=frozenset(_label_suffixes(names)),
         _ips={k: tuple(v) for k, v in ips.items()},
         _networks=tuple((v, mask, nets) for (v, mask), nets in networks.items()),
     )
 
 
 _Parsed = tuple[str | IPAddress, int | None] | _Network | str  # str alone: why it is ignored
+
+
+def _label_suffixes(names: Iterable[str]) -> Iterator[str]:
+    for name in names:
+        dot = len(name)
+        while dot > 0:
+            dot = name.rfind(".", 0, dot)
+            yield name[dot + 1 :]
 
 
 def _parse_entry(entry: str) -> _Parsed:

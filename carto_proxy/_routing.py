@@ -91,70 +91,97 @@ class Route:
         return f"{self.action.value.upper()} {self.target}{via} ({self.rule.value})"
 
 
+_PROXY, _DIRECT = Action.PROXY, Action.DIRECT
+_GRPC, _TCP = Protocol.GRPC, Protocol.TCP
+_new = object.__new__
+(
+    _set_action,
+    _set_proxy,
+    _set_rule,
+    _set_target,
+    _set_warehouse,
+    _set_entry,
+    _set_egress,
+    _set_variable,
+) = (
+    Route.__dict__[name].__set__
+    for name in (
+        "action",
+        "proxy",
+        "rule",
+        "target",
+        "warehouse",
+        "matched_entry",
+        "needs_direct_egress",
+        "variable",
+    )
+)
+
+
+def _make_route(
+    action: Action,
+    proxy: ProxyURL | None,
+    rule: Rule,
+    target: Target,
+    warehouse: Warehouse | None,
+    matched_entry: str | None,
+    needs_direct_egress: bool,
+    variable: str | None,
+) -> Route:
+    """Build a :class:`Route` without the frozen ``__init__`` (see ``make_target``)."""
+    route = _new(Route)
+    _set_action(route, action)
+    _set_proxy(route, proxy)
+    _set_rule(route, rule)
+    _set_target(route, target)
+    _set_warehouse(route, warehouse)
+    _set_entry(route, matched_entry)
+    _set_egress(route, needs_direct_egress)
+    _set_variable(route, variable)
+    return route
+
+
 def decide(config: ProxyConfig, parsed: ParsedTarget, warehouse: Warehouse | None) -> Route:
     """Apply the decision order to a parsed target."""
-    target = parsed.target
-    warehouse = warehouse or parsed.warehouse or detect(target.host)
+    target, ip, implied = parsed
+    protocol = target.protocol
+    if warehouse is None:
+        warehouse = implied or (detect(target.host) if ip is None else None)
     rule = RULES[warehouse] if warehouse is not None else None
-    if target.protocol is Protocol.TCP or (rule is not None and rule.tcp):
-        return _direct(config, target, warehouse, Rule.TCP_BYPASS)
+    if protocol is _TCP or (rule is not None and rule.tcp):
+        return _bypass(config, target, warehouse, Rule.TCP_BYPASS, None)
     if rule is not None and not (rule.via_http_proxy or rule.via_https_proxy):
-        return _direct(config, target, warehouse, Rule.WAREHOUSE_UNSUPPORTED)
-    grpc = target.protocol is Protocol.GRPC
+        return _bypass(config, target, warehouse, Rule.WAREHOUSE_UNSUPPORTED, None)
+    grpc = protocol is _GRPC
     no_proxy, no_proxy_name = config.no_proxy, "NO_PROXY"
     if grpc and config.no_grpc_proxy is not None:
         no_proxy, no_proxy_name = config.no_grpc_proxy, "NO_GRPC_PROXY"
-    entry = no_proxy.match(target.host, target.port, parsed.ip) if no_proxy else None
+    entry = no_proxy.match(target.host, target.port, ip) if no_proxy else None
     if entry is not None:
-        return Route(
-            action=Action.DIRECT,
-            proxy=None,
-            rule=Rule.NO_PROXY,
-            target=target,
-            warehouse=warehouse,
-            matched_entry=entry,
-            variable=no_proxy_name,
+        return _make_route(
+            _DIRECT, None, Rule.NO_PROXY, target, warehouse, entry, False, no_proxy_name
         )
-    proxy, variable = config.proxy_for(target.protocol)
+    proxy, variable = config.proxy_for(protocol)
     if proxy is None:
-        return Route(
-            action=Action.DIRECT,
-            proxy=None,
-            rule=Rule.NO_PROXY_CONFIGURED,
-            target=target,
-            warehouse=warehouse,
-            variable=variable,
+        return _make_route(
+            _DIRECT, None, Rule.NO_PROXY_CONFIGURED, target, warehouse, None, False, variable
         )
     if proxy.is_tls and rule is not None and not rule.via_https_proxy:
-        return _direct(config, target, warehouse, Rule.WAREHOUSE_HTTPS_UNSUPPORTED, variable)
+        return _bypass(config, target, warehouse, Rule.WAREHOUSE_HTTPS_UNSUPPORTED, variable)
     if proxy.is_tls and grpc:
-        return _direct(config, target, warehouse, Rule.GRPC_HTTPS_UNSUPPORTED, variable)
-    return Route(
-        action=Action.PROXY,
-        proxy=proxy,
-        rule=Rule.PROXY,
-        target=target,
-        warehouse=warehouse,
-        variable=variable,
-    )
+        return _bypass(config, target, warehouse, Rule.GRPC_HTTPS_UNSUPPORTED, variable)
+    return _make_route(_PROXY, proxy, Rule.PROXY, target, warehouse, None, False, variable)
 
 
-def _direct(
+def _bypass(
     config: ProxyConfig,
     target: Target,
     warehouse: Warehouse | None,
     rule: Rule,
-    variable: str | None = None,
+    variable: str | None,
 ) -> Route:
-    return Route(
-        action=Action.DIRECT,
-        proxy=None,
-        rule=rule,
-        target=target,
-        warehouse=warehouse,
-        needs_direct_egress=config.has_proxy,
-        variable=variable,
-    )
+    """A direct route CARTO's rules impose although a proxy may be configured."""
+    return _make_route(_DIRECT, None, rule, target, warehouse, None, config.has_proxy, variable)
 
 
 def _label(route: Route) -> str:

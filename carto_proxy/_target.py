@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from ._hosts import IPAddress, as_ip, normalize_name
 from ._proxy_url import redact
@@ -26,27 +26,6 @@ class Protocol(str, enum.Enum):
         return self.value
 
 
-_DEFAULT_PORTS = {Protocol.HTTP: 80, Protocol.HTTPS: 443, Protocol.GRPC: 443}
-
-# scheme -> (protocol, default port, warehouse the scheme implies)
-_SCHEMES: dict[str, tuple[Protocol, int, Warehouse | None]] = {
-    "http": (Protocol.HTTP, 80, None),
-    "ws": (Protocol.HTTP, 80, None),
-    "https": (Protocol.HTTPS, 443, None),
-    "wss": (Protocol.HTTPS, 443, None),
-    "grpc": (Protocol.GRPC, 443, None),
-    "grpcs": (Protocol.GRPC, 443, None),
-    "dns": (Protocol.GRPC, 443, None),
-    "ipv4": (Protocol.GRPC, 443, None),
-    "ipv6": (Protocol.GRPC, 443, None),
-    "postgres": (Protocol.TCP, 5432, Warehouse.POSTGRESQL),
-    "postgresql": (Protocol.TCP, 5432, Warehouse.POSTGRESQL),
-    "redshift": (Protocol.TCP, 5439, Warehouse.REDSHIFT),
-}
-# gRPC name-resolver prefixes written without '//' (dns:host:port, ipv4:1.2.3.4:443).
-_GRPC_PREFIXES = ("dns:", "ipv4:", "ipv6:")
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Target:
     """A normalised destination: protocol, host (IDNA ASCII, lowercase) and effective port."""
@@ -65,12 +44,54 @@ class Target:
         return f"{self.protocol.value}://{self.authority}"
 
 
-class ParsedTarget(NamedTuple):
-    """A target with what its spelling implies beyond protocol, host and port."""
+# The target, the host as an address for IP literals, and the warehouse its scheme implies.
+ParsedTarget = tuple[Target, IPAddress | None, Warehouse | None]
 
-    target: Target
-    ip: IPAddress | None  # the host as an address, for IP-literal targets
-    warehouse: Warehouse | None  # implied by the scheme (postgres://, redshift://)
+_HTTP, _HTTPS, _GRPC, _TCP = Protocol.HTTP, Protocol.HTTPS, Protocol.GRPC, Protocol.TCP
+_DEFAULT_PORTS = {_HTTP: 80, _HTTPS: 443, _GRPC: 443}
+# scheme -> (protocol, default port, warehouse the scheme implies)
+_SCHEMES: dict[str, tuple[Protocol, int, Warehouse | None]] = {
+    "http": (_HTTP, 80, None),
+    "ws": (_HTTP, 80, None),
+    "https": (_HTTPS, 443, None),
+    "wss": (_HTTPS, 443, None),
+    "grpc": (_GRPC, 443, None),
+    "grpcs": (_GRPC, 443, None),
+    "dns": (_GRPC, 443, None),
+    "ipv4": (_GRPC, 443, None),
+    "ipv6": (_GRPC, 443, None),
+    "postgres": (_TCP, 5432, Warehouse.POSTGRESQL),
+    "postgresql": (_TCP, 5432, Warehouse.POSTGRESQL),
+    "redshift": (_TCP, 5439, Warehouse.REDSHIFT),
+}
+# gRPC name-resolver prefixes written without '//' (dns:host:port, ipv4:1.2.3.4:443).
+_GRPC_PREFIXES = ("dns:", "ipv4:", "ipv6:")
+_NEVER_PROXIED = ("unix:", "unix-abstract:", "vsock:")
+# The common case in one match: a lowercase URL whose host is already a normal ASCII name.
+# Routing decides in a few microseconds, so the general parser's chain of calls would
+# dominate it; anything unusual falls through to that parser.
+_PLAIN_URL = re.compile(
+    r"([a-z]+)://(?:[^@/?#\[\]]*@)?([a-z0-9_.-]+)(?::([0-9]{1,5}))?(?:[/?#]|\Z)"
+)
+
+_new = object.__new__
+_set_protocol = Target.__dict__["protocol"].__set__
+_set_host = Target.__dict__["host"].__set__
+_set_port = Target.__dict__["port"].__set__
+
+
+def make_target(protocol: Protocol, host: str, port: int) -> Target:
+    """Build a :class:`Target` without the frozen ``__init__``.
+
+    A frozen dataclass sets each field through ``object.__setattr__``, which costs about a
+    microsecond per instance here; routing's whole budget is a few, so the hot path writes
+    the slots directly. The result is an ordinary, equal and immutable ``Target``.
+    """
+    target = _new(Target)
+    _set_protocol(target, protocol)
+    _set_host(target, host)
+    _set_port(target, port)
+    return target
 
 
 def parse_target(text: str, protocol: Protocol | None = None) -> ParsedTarget:
@@ -85,18 +106,49 @@ def parse_target(text: str, protocol: Protocol | None = None) -> ParsedTarget:
     Raises:
         TargetError: the text is not one of those forms.
     """
-    stripped = text.strip()
-    scheme, rest = _split_scheme(stripped)
+    plain = _PLAIN_URL.match(text)
+    if plain is not None:
+        scheme, host, port_text = plain.groups()
+        known = _SCHEMES.get(scheme)
+        if known is not None and scheme != "dns" and _is_plain_name(host):
+            port = known[1] if port_text is None else int(port_text)
+            if 0 < port < 65536:
+                return make_target(protocol or known[0], host, port), None, known[2]
+    return _parse_general(text.strip(), protocol)
+
+
+def _is_plain_name(host: str) -> bool:
+    """True for a host the fast path may take as is: a valid name, not an IP literal."""
+    return not (
+        host[-1].isdigit()  # maybe an IPv4 literal: the general parser decides
+        or host[0] in ".-"
+        or host[-1] in ".-"  # a trailing dot is dropped by the general parser
+        or ".." in host
+        or ".-" in host
+        or "-." in host
+        or len(host) > 253
+        or (len(host) > 63 and any(len(label) > 63 for label in host.split(".")))
+    )
+
+
+def _parse_general(text: str, protocol: Protocol | None) -> ParsedTarget:
+    lowered = text[:14].lower()
+    if lowered.startswith(_NEVER_PROXIED):
+        raise _error(text, "Unix-socket and vsock targets never use a proxy")
+    scheme, rest = _split_scheme(text)
     if scheme is None:
-        return _bare(stripped, rest, protocol)
+        chosen = protocol or _HTTPS
+        host, port, ip = _host_port(rest, text)
+        if port is None:
+            port = _DEFAULT_PORTS.get(chosen)
+            if port is None:
+                raise _error(text, "a TCP target needs a port")
+        return make_target(chosen, host, port), ip, None
     known = _SCHEMES.get(scheme)
     if known is None:
-        raise TargetError(redact(stripped, keep_user=False), f"the {scheme}: scheme is not routed")
-    scheme_protocol, default_port, warehouse = known
-    chosen = protocol or scheme_protocol
-    host, port, ip = _host_port(rest, stripped)
-    target = Target(protocol=chosen, host=host, port=port or default_port)
-    return ParsedTarget(target, ip, warehouse)
+        raise _error(text, f"the {scheme}: scheme is not routed")
+    host, port, ip = _host_port(rest, text)
+    return make_target(protocol or known[0], host, port or known[1]), ip, known[2]
 
 
 def _split_scheme(text: str) -> tuple[str | None, str]:
@@ -105,8 +157,7 @@ def _split_scheme(text: str) -> tuple[str | None, str]:
     if sep and head.isascii() and head.replace("+", "").replace("-", "").replace(".", "").isalnum():
         scheme = head.lower()
         if scheme == "dns":  # dns://[dns-server]/host:port: the host is in the path
-            tail = tail.partition("/")[2]
-            return scheme, tail
+            return scheme, tail.partition("/")[2]
         return scheme, _authority(tail)
     lowered = text[:5].lower()
     for prefix in _GRPC_PREFIXES:
@@ -121,23 +172,13 @@ def _authority(text: str) -> str:
     return text.rpartition("@")[2]  # user information never matters and is never shown
 
 
-def _bare(text: str, authority: str, protocol: Protocol | None) -> ParsedTarget:
-    chosen = protocol or Protocol.HTTPS
-    host, port, ip = _host_port(authority, text)
-    if port is None:
-        port = _DEFAULT_PORTS.get(chosen)
-        if port is None:
-            raise TargetError(redact(text, keep_user=False), "a TCP target needs a port")
-    return ParsedTarget(Target(protocol=chosen, host=host, port=port), ip, None)
-
-
 def _host_port(authority: str, original: str) -> tuple[str, int | None, IPAddress | None]:
     """Split and normalise ``host[:port]``; IPv6 hosts come back without brackets."""
     port_text: str | None = None
     if authority.startswith("["):
         host_text, bracket, after = authority[1:].partition("]")
         if not bracket or (after and not after.startswith(":")):
-            raise TargetError(redact(original, keep_user=False), "unbalanced IPv6 brackets")
+            raise _error(original, "unbalanced IPv6 brackets")
         port_text = after[1:] if after else None
     elif authority.count(":") == 1:
         host_text, _, port_text = authority.partition(":")
@@ -146,12 +187,16 @@ def _host_port(authority: str, original: str) -> tuple[str, int | None, IPAddres
     ip = as_ip(host_text)
     host = str(ip) if ip is not None else normalize_name(host_text)
     if not host:
-        raise TargetError(redact(original, keep_user=False), "no valid host name or address")
+        raise _error(original, "no valid host name or address")
     if port_text is None:
         return host, None, ip
     if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5):
-        raise TargetError(redact(original, keep_user=False), f"the port {port_text!r} is invalid")
+        raise _error(original, f"the port {port_text!r} is invalid")
     port = int(port_text)
     if not 0 < port < 65536:
-        raise TargetError(redact(original, keep_user=False), f"the port {port} is out of range")
+        raise _error(original, f"the port {port} is out of range")
     return host, port, ip
+
+
+def _error(text: str, problem: str) -> TargetError:
+    return TargetError(redact(text, keep_user=False), problem)

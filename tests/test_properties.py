@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from carto_proxy import ConfigError, ProxyConfig, Route, TargetError, check
+from carto_proxy._target import _parse_general, parse_target
 
 VARIABLES = [
     "HTTP_PROXY",
@@ -94,3 +96,29 @@ def test_target_user_info_is_never_shown(host: str, password: str) -> None:
     except TargetError as error:
         shown = f"{error} {error!r} {error.target}"
     assert password not in shown
+
+
+hosts = st.from_regex(r"[a-z0-9_-]{1,12}(\.[a-z0-9_-]{1,12}){0,4}", fullmatch=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(["http", "https", "grpc", "postgres", "redshift", "wss", "ftp"]),
+    hosts,
+    st.one_of(st.none(), st.integers(min_value=0, max_value=70000)),
+    st.sampled_from(["", "/", "/a/b?c=d", "#frag", "?q"]),
+)
+def test_fast_path_agrees_with_the_general_parser(
+    scheme: str, host: str, port: int | None, path: str
+) -> None:
+    text = f"{scheme}://{host}{'' if port is None else f':{port}'}{path}"
+
+    def outcome(parse: Callable[[], object]) -> object:
+        try:
+            return parse()
+        except TargetError as error:
+            return type(error)
+
+    fast = outcome(lambda: parse_target(text))
+    general = outcome(lambda: _parse_general(text, None))
+    assert fast == general

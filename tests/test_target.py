@@ -58,9 +58,9 @@ def test_parse(
     expected: tuple[Protocol, str, int],
     warehouse: Warehouse | None,
 ) -> None:
-    parsed = parse_target(text, protocol)
-    assert parsed.target == Target(protocol=expected[0], host=expected[1], port=expected[2])
-    assert parsed.warehouse is warehouse
+    target, _, implied = parse_target(text, protocol)
+    assert target == Target(protocol=expected[0], host=expected[1], port=expected[2])
+    assert implied is warehouse
 
 
 @pytest.mark.parametrize(
@@ -78,6 +78,11 @@ def test_parse(
         "db.internal",  # with protocol=TCP below: a TCP target needs a port
         "https://exa mple.com",
         "https://user:hunter2@",
+        "unix:///tmp/grpc.sock",
+        "https://-bad.example",
+        "https://bad-.example",
+        "https://a..b.example",
+        "https://" + "a" * 64 + ".example",
     ],
 )
 def test_unparsable_targets_raise_target_error(text: str) -> None:
