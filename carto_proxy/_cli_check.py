@@ -1,0 +1,174 @@
+"""``carto-proxy check``: every diagnostic, plus the portability lint.
+
+Errors exit 1; warnings and portability findings exit 0 unless ``--strict``. Never touches
+the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from carto_proxy._cli_common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    Source,
+    emit,
+    emit_json,
+    wrap,
+)
+from carto_proxy._config import build
+from carto_proxy._diagnostics import Diagnostic, Severity, check
+from carto_proxy._portability import Finding, lint, tool_names
+from carto_proxy.exceptions import ConfigError
+
+__all__ = ["register", "run"]
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """Add the ``check`` command."""
+    parser = commands.add_parser(
+        "check",
+        parents=[common],
+        help="report mistakes and portability problems in the configuration",
+        description="Report every diagnostic (CP1xx-CP3xx) and portability finding (CP5xx). "
+        "Exit 1 on errors; with --strict, also on warnings and warning-level portability "
+        "findings.",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 on warnings too, not only on errors"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, source: Source) -> int:
+    """Run ``check``; return the exit status."""
+    origin, diagnostics, findings = _gather(source)
+    if args.json:
+        emit_json(
+            {
+                "diagnostics": [_diagnostic_json(d) for d in diagnostics],
+                "portability": [_finding_json(f) for f in findings],
+            }
+        )
+    else:
+        _print(origin, diagnostics, findings, strict=args.strict)
+    return _status(diagnostics, findings, strict=args.strict)
+
+
+def _gather(source: Source) -> tuple[str, list[Diagnostic], list[Finding]]:
+    try:
+        sources = source.read()
+    except ConfigError as error:  # the file exists but cannot be read as a whole
+        what = source.env_file or source.helm_values or "environment"
+        return what, [_unreadable(error)], []
+    config = build(sources, errors=[])
+    if source.env_file is not None:
+        diagnostics = check(env_file=source.env_file)
+    elif source.helm_values is not None:
+        diagnostics = check(helm_values=source.helm_values)
+    else:
+        diagnostics = check(environ=source.environ)
+    return sources.origin, diagnostics, lint(config)
+
+
+def _unreadable(error: ConfigError) -> Diagnostic:
+    shown = "" if error.value is None else f" (value {error.value!r})"
+    return Diagnostic(
+        code=error.code,
+        severity=Severity.ERROR,
+        variable=error.variable,
+        message=f"{error.problem}{shown}.",
+        fix=error.fix,
+    )
+
+
+def _status(diagnostics: Sequence[Diagnostic], findings: Sequence[Finding], *, strict: bool) -> int:
+    severities = {d.severity for d in diagnostics}
+    if Severity.ERROR in severities:
+        return EXIT_FINDINGS
+    if strict and (
+        Severity.WARNING in severities or any(f.severity is Severity.WARNING for f in findings)
+    ):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
+    return {
+        "code": diagnostic.code,
+        "severity": diagnostic.severity.value,
+        "variable": diagnostic.variable,
+        "entry": None,
+        "tools": [],
+        "message": diagnostic.message,
+        "fix": diagnostic.fix,
+    }
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
+    return {
+        "code": finding.code,
+        "severity": finding.severity.value,
+        "variable": finding.variable,
+        "entry": finding.entry,
+        "tools": list(finding.tools),
+        "message": finding.message,
+        "fix": finding.fix,
+    }
+
+
+def _print(
+    origin: str, diagnostics: Sequence[Diagnostic], findings: Sequence[Finding], *, strict: bool
+) -> None:
+    emit(f"Source: {origin}")
+    emit()
+    emit("Diagnostics")
+    if not diagnostics:
+        emit("  none")
+    for d in diagnostics:
+        emit(f"  {d.code}  {d.severity.value:<7}  {d.variable or ''}".rstrip())
+        _details(d.message, d.fix)
+    emit()
+    emit("Portability (how other tools read the same values)")
+    if not findings:
+        emit("  none")
+    for f in findings:
+        about = f"{f.variable} entry {f.entry!r}" if f.entry is not None else f.variable
+        emit(f"  {f.code}  {f.severity.value:<7}  {about}")
+        _details(f.message, f.fix, tools=tool_names(f.tools))
+    emit()
+    emit(_summary(diagnostics, findings, strict=strict))
+
+
+def _details(message: str, fix: str, *, tools: str | None = None) -> None:
+    indent = "        "
+    if tools:
+        for line in wrap(f"tools: {tools}", indent):
+            emit(line)
+    for line in wrap(message, indent):
+        emit(line)
+    for line in wrap(f"fix: {fix}", indent):
+        emit(line)
+
+
+def _summary(
+    diagnostics: Sequence[Diagnostic], findings: Sequence[Finding], *, strict: bool
+) -> str:
+    counts = {s: sum(d.severity is s for d in diagnostics) for s in Severity}
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    text = (
+        f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
+        f"{counts[Severity.INFO]} info; {len(findings)} portability finding(s) "
+        f"({warnings} warning(s))."
+    )
+    status = _status(diagnostics, findings, strict=strict)
+    if status:
+        return f"{text} Exit status 1."
+    if not strict and (counts[Severity.WARNING] or warnings):
+        return f"{text} Exit status 0 (--strict fails on warnings)."
+    return f"{text} Exit status 0."

@@ -1,0 +1,173 @@
+"""What every ``carto-proxy`` command shares: the source it reads, exit codes, output.
+
+Output goes through :func:`emit`, which scrubs anything shaped like a URL password, so no
+command can print a secret even by quoting a value the core did not redact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from carto_proxy import _env
+from carto_proxy._config import ProxyConfig, build
+from carto_proxy._routing import Route
+from carto_proxy.exceptions import ConfigError, MissingExtraError
+
+__all__ = [
+    "EXIT_FINDINGS",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Source",
+    "UsageError",
+    "emit",
+    "emit_json",
+    "route_json",
+    "scrub",
+    "table",
+    "wrap",
+]
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+# scheme://user:password@ -> scheme://user:***@, wherever it appears in a text.
+_TRUST_VARIABLES = frozenset(
+    {"NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED", "trustedCACerts.value"}
+)
+_SECRET = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/@:'\"]*):[^\s/@'\"]*@")
+
+
+class UsageError(Exception):
+    """The command line cannot be acted on: exit status 2, with this message."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """Where a command reads the configuration: a ``.env`` file, Helm values or *environ*."""
+
+    env_file: str | None
+    helm_values: str | None
+    environ: Mapping[str, str]
+
+    @property
+    def given(self) -> bool:
+        """Whether ``--env-file`` or ``--helm-values`` was given."""
+        return self.env_file is not None or self.helm_values is not None
+
+    def read(self) -> _env.Sources:
+        """Read the raw variables.
+
+        Raises:
+            UsageError: the file does not exist, or the ``helm`` extra is missing.
+            ConfigError: the file exists but holds values that cannot be read.
+        """
+        path = self.env_file or self.helm_values
+        if path is not None and not Path(path).is_file():
+            option = "--env-file" if self.env_file is not None else "--helm-values"
+            raise UsageError(f"{option} {path}: no such file")
+        try:
+            if self.env_file is not None:
+                return _env.read_env_file(self.env_file)
+            if self.helm_values is not None:
+                return _env.read_helm_values(self.helm_values)
+        except MissingExtraError as error:
+            raise UsageError(str(error)) from None
+        return _env.read_environ(self.environ)
+
+    def config(self) -> ProxyConfig:
+        """Read and build the configuration; the first refused value raises ``ConfigError``."""
+        return build(self.read())
+
+    def routing_config(self) -> ProxyConfig:
+        """Read the configuration for routing only: trust settings may be unusable here.
+
+        A CA file that exists only where CARTO runs must not stop ``route`` or ``egress`` on
+        the operator's machine: such errors are noted on standard error and the CA left out.
+
+        Raises:
+            ConfigError: a value routing depends on (a proxy variable) is refused.
+        """
+        errors: list[ConfigError] = []
+        config = build(self.read(), errors)
+        for error in errors:
+            if error.variable not in _TRUST_VARIABLES:
+                raise error
+            emit(f"note: ignored for routing: {error}", stream=sys.stderr)
+        return config
+
+
+def scrub(text: str) -> str:
+    """Mask anything in *text* shaped like a password in a URL."""
+    return _SECRET.sub(r"\1:***@", text)
+
+
+def emit(text: str = "", *, stream: TextIO | None = None) -> None:
+    """Print *text* (secrets scrubbed) to *stream*, standard output by default."""
+    print(scrub(text), file=stream or sys.stdout)
+
+
+def emit_json(value: Any) -> None:
+    """Print *value* as indented JSON (secrets scrubbed)."""
+    emit(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def width() -> int:
+    """The terminal width, 100 columns when it cannot be told."""
+    return max(60, shutil.get_terminal_size((100, 24)).columns)
+
+
+def wrap(text: str, indent: str) -> list[str]:
+    """Wrap *text* to the terminal width, every line starting with *indent*."""
+    return textwrap.wrap(text, width=width(), initial_indent=indent, subsequent_indent=indent) or [
+        indent
+    ]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
+    """Lay out *rows* under *headers* in aligned columns (the last one is not padded)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = []
+    for row in (headers, *rows):
+        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False)]
+        lines.append((indent + "  ".join([*cells, row[-1]])).rstrip())
+    return lines
+
+
+def route_json(route: Route) -> dict[str, Any]:
+    """A :class:`Route` as the stable JSON object ``route --json`` documents."""
+    target = route.target
+    return {
+        "action": route.action.value,
+        "proxy": None if route.proxy is None else str(route.proxy),
+        "rule": route.rule.value,
+        "reason": route.reason,
+        "target": {"protocol": target.protocol.value, "host": target.host, "port": target.port},
+        "warehouse": None if route.warehouse is None else route.warehouse.value,
+        "matched_entry": route.matched_entry,
+        "needs_direct_egress": route.needs_direct_egress,
+    }
+
+
+def stdout_is_terminal() -> bool:
+    """Whether standard output is a terminal (progress lines and colours are for people)."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def environ_or_os(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    """*environ*, or ``os.environ`` when it is ``None``."""
+    return os.environ if environ is None else environ

@@ -1,0 +1,278 @@
+"""``carto-proxy env``: write the ``.env`` block (or Helm ``externalProxy`` values).
+
+From ``--proxy URL`` and friends, or by converting the configuration source. The ``.env``
+block is laid out as CARTO's "Configure an external proxy" page shows it: both cases,
+``GRPC_PROXY`` only for an ``http://`` proxy, ``NODE_TLS_REJECT_UNAUTHORIZED`` for an
+``https://`` one. Read back with ``ProxyConfig.from_env_file`` (or ``from_helm_values``) it
+gives the same configuration. Notes for people go to standard error, so the output can be
+redirected into a file as it is. Never touches the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from carto_proxy import _tls
+from carto_proxy._cli_common import EXIT_OK, Source, UsageError, emit, emit_json
+from carto_proxy._config import ProxyConfig
+from carto_proxy._no_proxy import NoProxy
+from carto_proxy._proxy_url import ProxyURL, parse_proxy
+from carto_proxy._routing import Action, Rule
+from carto_proxy._target import Protocol
+from carto_proxy._warehouses import Warehouse
+from carto_proxy.exceptions import ConfigError
+
+__all__ = ["helm_values", "register", "run"]
+
+_SNOWFLAKE_EXCLUSION = ".snowflakecomputing.com"
+_CLUSTER_EXCLUSION = ".svc.cluster.local"
+_PLAIN = re.compile(r"[A-Za-z0-9_./-]+")
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """Add the ``env`` command."""
+    parser = commands.add_parser(
+        "env",
+        parents=[common],
+        help="write the .env block (or Helm values) for a proxy",
+        description="Write CARTO's .env block for --proxy URL (or convert the configuration "
+        "source), both cases, as CARTO's page shows it; --format helm writes the "
+        "externalProxy values instead.",
+    )
+    parser.add_argument("--proxy", metavar="URL", help="the proxy, http://host:port or https://")
+    parser.add_argument(
+        "--no-proxy",
+        metavar="LIST",
+        action="append",
+        default=[],
+        help="domains to exclude, comma-separated (repeatable)",
+    )
+    parser.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="the proxy's CA (PEM); for .env, the path CARTO reads it from",
+    )
+    parser.add_argument(
+        "--no-verify-proxy",
+        action="store_true",
+        help="do not verify the https:// proxy's certificate (NODE_TLS_REJECT_UNAUTHORIZED=0)",
+    )
+    parser.add_argument(
+        "--warehouses",
+        metavar="LIST",
+        default="",
+        help="warehouses in use, e.g. snowflake,bigquery: adds the exclusions they need",
+    )
+    parser.add_argument("--format", choices=("env", "helm"), default="env")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, source: Source) -> int:
+    """Run ``env``; return the exit status."""
+    helm = args.format == "helm"
+    if args.proxy is not None:
+        if source.given:
+            raise UsageError("--proxy writes a new configuration; drop --env-file/--helm-values")
+        config = _from_proxy(args.proxy)
+    else:
+        config = source.config()
+        if not config.has_proxy:
+            raise UsageError("no proxy is configured in the source; give --proxy URL")
+    config = _exclude(config, _split(args.no_proxy))
+    config = _for_warehouses(config, _warehouses(args.warehouses))
+    config, ca_path = _with_ca(config, args.ca, helm=helm)
+    if args.no_verify_proxy:
+        config = dataclasses.replace(config, verify_proxy=False)
+    if helm:
+        if config.route(f"any.{_CLUSTER_EXCLUSION[1:]}").rule is not Rule.NO_PROXY:
+            config = _exclude(config, [_CLUSTER_EXCLUSION])
+            _note(f"added {_CLUSTER_EXCLUSION}: CARTO's Helm guide says it must be excluded")
+        values = helm_values(config)
+        if args.json:
+            emit_json(values)
+        else:
+            emit("\n".join(_yaml(values)))
+        return EXIT_OK
+    if config.extra_ca_pem and ca_path is None:
+        _note(
+            "the CA is given inline; .env can only name a file: add --ca PATH (where the PEM "
+            "will be) to write NODE_EXTRA_CA_CERTS"
+        )
+    variables = env_variables(config, ca_path=ca_path)
+    if args.json:
+        emit_json(dict(variables))
+    else:
+        emit("\n".join(_dotenv_line(name, value) for name, value in variables))
+    return EXIT_OK
+
+
+def _note(text: str) -> None:
+    emit(f"note: {text}", stream=sys.stderr)
+
+
+def _split(values: Iterable[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _from_proxy(value: str) -> ProxyConfig:
+    try:
+        parsed = parse_proxy(value, variable="--proxy")
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    url = parsed.url
+    if parsed.scheme_assumed or parsed.port_assumed:
+        _note(f"--proxy {value!r} read as {url} (CARTO writes http(s)://<hostname>:<port>)")
+    # CARTO's page sets GRPC_PROXY for an http:// proxy only: gRPC cannot use an https:// one.
+    return ProxyConfig(http_proxy=url, https_proxy=url, grpc_proxy=None if url.is_tls else url)
+
+
+def _exclude(config: ProxyConfig, entries: Sequence[str]) -> ProxyConfig:
+    if not entries:
+        return config
+    unique: dict[str, str] = {}
+    for entry in (*config.no_proxy.entries, *entries):
+        unique.setdefault(entry.lower(), entry)  # the first spelling wins
+    return dataclasses.replace(config, no_proxy=NoProxy.parse(list(unique.values())))
+
+
+def _warehouses(text: str) -> list[Warehouse]:
+    found = []
+    for name in _split([text]):
+        try:
+            found.append(Warehouse(name.lower()))
+        except ValueError:
+            choices = ", ".join(w.value for w in Warehouse)
+            raise UsageError(f"--warehouses: {name!r} is not one of {choices}") from None
+    return found
+
+
+def _for_warehouses(config: ProxyConfig, warehouses: Sequence[Warehouse]) -> ProxyConfig:
+    for warehouse in warehouses:
+        if warehouse is Warehouse.SNOWFLAKE:
+            route = config.route("account.snowflakecomputing.com")
+            if route.rule is Rule.WAREHOUSE_HTTPS_UNSUPPORTED:
+                config = _exclude(config, [_SNOWFLAKE_EXCLUSION])
+                _note(
+                    f"added {_SNOWFLAKE_EXCLUSION}: Snowflake cannot use an https:// proxy; "
+                    "the firewall must allow direct egress to it"
+                )
+        elif warehouse is Warehouse.BIGQUERY:
+            route = config.route("bigquerystorage.googleapis.com:443", protocol=Protocol.GRPC)
+            if route.action is Action.DIRECT and route.needs_direct_egress:
+                _note(
+                    "the BigQuery Storage API (gRPC) cannot use an https:// proxy: the firewall "
+                    "must allow direct egress to bigquerystorage.googleapis.com:443"
+                )
+        elif warehouse is Warehouse.DATABRICKS:
+            _note("Databricks bypasses the proxy: the firewall must allow direct egress to it")
+        else:
+            port = 5432 if warehouse is Warehouse.POSTGRESQL else 5439
+            _note(
+                f"{warehouse.value} uses TCP and bypasses the proxy: the firewall must allow "
+                f"direct egress to port {port}"
+            )
+    return config
+
+
+def _with_ca(
+    config: ProxyConfig, path: str | None, *, helm: bool
+) -> tuple[ProxyConfig, str | None]:
+    if path is None:
+        return config, config.extra_ca_file
+    if not Path(path).is_file():
+        if helm:
+            raise UsageError(f"--ca {path}: no such file (Helm values carry the PEM itself)")
+        _note(f"--ca {path} does not exist here: make sure CARTO finds the PEM at that path")
+        return dataclasses.replace(config, extra_ca_file=None, extra_ca_pem=None), path
+    try:
+        pem = _tls.load_ca_file(path, variable="--ca")
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    return dataclasses.replace(config, extra_ca_file=path, extra_ca_pem=pem), path
+
+
+def env_variables(config: ProxyConfig, *, ca_path: str | None) -> list[tuple[str, str]]:
+    """The ``.env`` variables for *config*, in the order CARTO's page writes them."""
+    pairs: list[tuple[str, object]] = [
+        ("HTTP_PROXY", config.http_proxy),
+        ("HTTPS_PROXY", config.https_proxy),
+        ("GRPC_PROXY", config.grpc_proxy),
+        ("NO_PROXY", config.no_proxy or None),
+        ("NO_GRPC_PROXY", config.no_grpc_proxy),
+    ]
+    variables: list[tuple[str, str]] = []
+    for name, value in pairs:
+        if value is not None:
+            variables += [(name, str(value)), (name.lower(), str(value))]
+    if ca_path:
+        variables.append(("NODE_EXTRA_CA_CERTS", ca_path))
+    tls_proxy = any(p is not None and p.is_tls for p in _proxies(config))
+    if config.has_proxy and (tls_proxy or not config.verify_proxy):
+        variables.append(("NODE_TLS_REJECT_UNAUTHORIZED", "1" if config.verify_proxy else "0"))
+    return variables
+
+
+def _proxies(config: ProxyConfig) -> tuple[ProxyURL | None, ...]:
+    return (config.http_proxy, config.https_proxy, config.grpc_proxy)
+
+
+def _dotenv_line(name: str, value: str) -> str:
+    if name.startswith("NODE_") and _PLAIN.fullmatch(value):
+        return f"{name}={value}"  # CARTO writes these two unquoted
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{name}="{escaped}"'
+
+
+def helm_values(config: ProxyConfig) -> dict[str, Any]:
+    """The Helm values (``externalProxy``, ``trustedCACerts``) for *config*.
+
+    Raises:
+        UsageError: the configuration cannot be written as Helm values (the chart has one
+            proxy for HTTP, HTTPS and gRPC, and no NO_GRPC_PROXY).
+    """
+    proxies = {p for p in _proxies(config) if p is not None}
+    if len(proxies) != 1:
+        raise UsageError(
+            "Helm values have one proxy for HTTP, HTTPS and gRPC; this configuration uses several"
+        )
+    if config.no_grpc_proxy is not None:
+        raise UsageError("Helm values cannot set NO_GRPC_PROXY")
+    (proxy,) = proxies
+    section: dict[str, Any] = {"enabled": True}
+    if ":" in proxy.host:
+        section["connectionString"] = str(proxy)
+    else:
+        section.update(type=proxy.scheme, host=proxy.host, port=proxy.port)
+    section["excludedDomains"] = list(config.no_proxy.entries)
+    section["sslRejectUnauthorized"] = config.verify_proxy
+    values: dict[str, Any] = {"externalProxy": section}
+    if config.extra_ca_pem:
+        values["trustedCACerts"] = {"value": config.extra_ca_pem}
+    return values
+
+
+def _yaml(values: dict[str, Any], indent: str = "") -> list[str]:
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            lines += _yaml(value, indent + "  ")
+        elif isinstance(value, list):
+            lines.append(f"{indent}{key}:{' []' if not value else ''}")
+            lines += [f"{indent}  - {json.dumps(item)}" for item in value]
+        elif isinstance(value, str) and "\n" in value:
+            lines.append(f"{indent}{key}: |")
+            lines += [f"{indent}  {line}" for line in value.rstrip("\n").split("\n")]
+        else:
+            lines.append(f"{indent}{key}: {json.dumps(value)}")
+    return lines
