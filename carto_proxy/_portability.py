@@ -126,6 +126,7 @@ def _entries(
         spaced = any(c.isspace() for c in entry)
         if entry in ignored and not spaced:
             continue  # carto_proxy ignores it too: check() reports it (CP201)
+        shown = redact(entry, keep_user=False)
         for code, severity, tools, message, fix in _entry(entry, alone=len(entries) == 1):
             concerned = tuple(t for t in tools if t in readers)
             if concerned:
@@ -133,9 +134,9 @@ def _entries(
                     code=code,
                     severity=severity,
                     variable=variable,
-                    entry=redact(entry, keep_user=False),
+                    entry=shown,
                     tools=concerned,
-                    message=message.format(tools=tool_names(concerned), entry=entry),
+                    message=message.format(tools=tool_names(concerned), entry=shown),
                     fix=fix,
                 )
 

@@ -1,0 +1,234 @@
+"""The portability lint: each finding names the tools that read a value differently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from carto_proxy import ProxyConfig, Severity
+from carto_proxy._portability import TOOLS, Finding, lint, tool_names
+
+PROXY = {"HTTP_PROXY": "http://p:3128", "http_proxy": "http://p:3128"} | {
+    "HTTPS_PROXY": "http://p:3128",
+    "https_proxy": "http://p:3128",
+    "GRPC_PROXY": "http://p:3128",
+    "grpc_proxy": "http://p:3128",
+}
+
+
+def findings_for(environ: dict[str, str]) -> list[Finding]:
+    return lint(ProxyConfig.from_env(environ=environ))
+
+
+def entry_findings(no_proxy: str, **extra: str) -> list[Finding]:
+    return findings_for({**PROXY, "NO_PROXY": no_proxy, "no_proxy": no_proxy, **extra})
+
+
+def codes(found: list[Finding]) -> list[str]:
+    return [f.code for f in found]
+
+
+# (NO_PROXY value, code, entry, tools that must be named, tools that must not be named)
+ENTRY_CASES = [
+    (
+        "*.snowflakecomputing.com",
+        "CP501",
+        "*.snowflakecomputing.com",
+        {"curl", "urllib", "requests", "httpx", "grpc"},
+        {"go", "undici", "proxy-from-env"},
+    ),
+    ("example.com:8080", "CP504", "example.com:8080", {"curl", "grpc"}, {"httpx", "urllib"}),
+    ("example.com:443", "CP504", "example.com:443", {"curl", "grpc", "httpx", "urllib"}, {"go"}),
+    ("10.20.30.40:8080", "CP504", "10.20.30.40:8080", {"curl", "grpc", "requests"}, {"go"}),
+    (
+        "10.0.0.0/8",
+        "CP505",
+        "10.0.0.0/8",
+        {"urllib", "httpx", "proxy-from-env"},
+        {"curl", "requests", "grpc", "go"},
+    ),
+    ("2001:db8::/32", "CP506", "2001:db8::/32", {"httpx", "urllib", "requests"}, {"grpc", "go"}),
+    ("2001:db8::1", "CP507", "2001:db8::1", {"urllib", "undici"}, {"httpx", "grpc"}),
+    ("[2001:db8::1]", "CP508", "[2001:db8::1]", {"go", "httpx", "grpc"}, {"urllib"}),
+    ("foo.com,*", "CP509", "*", {"urllib", "requests", "curl", "grpc"}, {"httpx", "go"}),
+    ("*", "CP509", "*", {"grpc"}, {"httpx", "urllib", "curl"}),
+    ("example.com.", "CP510", "example.com.", {"go", "httpx", "grpc"}, {"curl"}),
+    ("bücher.example", "CP511", "bücher.example", {"httpx", "requests"}, {"go", "grpc"}),
+    ("a.example b.example", "CP512", "a.example b.example", {"curl", "undici"}, {"go"}),
+    (".example.com", "CP502", ".example.com", {"go", "httpx"}, {"curl", "urllib"}),
+    ("dropbox.com", "CP503", "dropbox.com", {"proxy-from-env"}, {"curl", "httpx"}),
+]
+
+
+@pytest.mark.parametrize(("no_proxy", "code", "entry", "named", "not_named"), ENTRY_CASES)
+def test_entry_findings_name_the_tools_that_differ(
+    no_proxy: str, code: str, entry: str, named: set[str], not_named: set[str]
+) -> None:
+    found = [f for f in entry_findings(no_proxy) if f.code == code and f.entry == entry]
+    assert len(found) == 1, entry_findings(no_proxy)
+    (finding,) = found
+    assert finding.variable == "no_proxy"
+    assert named <= set(finding.tools)
+    assert not (not_named & set(finding.tools))
+    for tool in finding.tools:
+        assert TOOLS[tool] in finding.message or tool in finding.message.lower()
+
+
+def test_wildcard_fix_writes_the_leading_dot_form() -> None:
+    (finding,) = [f for f in entry_findings("*.snowflakecomputing.com") if f.code == "CP501"]
+    assert ".snowflakecomputing.com" in finding.fix
+    assert "*." not in finding.fix
+    assert finding.severity is Severity.WARNING
+
+
+@pytest.mark.parametrize(
+    "no_proxy", ["localhost", ".svc.cluster.local,localhost", "10.20.30.40", "169.254.169.254"]
+)
+def test_entries_every_tool_reads_alike_give_no_warning(no_proxy: str) -> None:
+    assert [f for f in entry_findings(no_proxy) if f.severity is Severity.WARNING] == []
+
+
+def test_entries_carto_proxy_ignores_itself_are_left_to_check() -> None:
+    # CP201 (core) reports them; the lint must not add a second, contradicting finding.
+    assert entry_findings("http://example.com/path,exa*mple.com") == []
+
+
+def test_with_no_grpc_proxy_only_grpc_reads_it_and_grpc_drops_out_of_no_proxy() -> None:
+    found = entry_findings("*.a.example", NO_GRPC_PROXY="*.b.example", no_grpc_proxy="*.b.example")
+    by_entry = {f.entry: f for f in found if f.code == "CP501"}
+    assert by_entry["*.b.example"].tools == ("grpc",)
+    assert by_entry["*.b.example"].variable == "no_grpc_proxy"
+    assert "grpc" not in by_entry["*.a.example"].tools
+
+
+def test_duplicate_entries_are_reported_once() -> None:
+    found = entry_findings("*.x.example,*.X.example")
+    assert codes(found).count("CP501") == 1
+
+
+def test_uppercase_only_http_proxy_is_invisible_to_curl_and_grpc() -> None:
+    found = findings_for({"HTTP_PROXY": "http://p:3128", "HTTPS_PROXY": "http://p:3128"})
+    by_variable = {f.variable: f for f in found if f.code == "CP520"}
+    assert by_variable["HTTP_PROXY"].tools == ("curl", "grpc")
+    assert by_variable["HTTPS_PROXY"].tools == ("grpc",)
+    assert "https_proxy" in by_variable["HTTPS_PROXY"].fix
+
+
+def test_uppercase_grpc_proxy_is_read_by_nobody_but_carto_proxy() -> None:
+    found = findings_for({**PROXY, "grpc_proxy": ""} | {"GRPC_PROXY": "http://p:3128"})
+    cp520 = [f for f in found if f.code == "CP520"]
+    assert [f.variable for f in cp520] == ["GRPC_PROXY"]
+    assert "only carto_proxy" in cp520[0].message
+
+
+def test_lowercase_only_variables_are_fine_for_every_tool() -> None:
+    lower = {k: v for k, v in PROXY.items() if k.islower()}
+    assert [f for f in findings_for(lower) if f.code in {"CP520", "CP521"}] == []
+
+
+def test_cases_that_differ_are_read_differently_by_go() -> None:
+    found = findings_for({**PROXY, "HTTPS_PROXY": "http://other:3128"})
+    (finding,) = [f for f in found if f.code == "CP521"]
+    assert finding.tools == ("go",)
+    assert finding.variable == "HTTPS_PROXY"
+
+
+def test_blank_lowercase_hides_uppercase_in_python_and_grpc() -> None:
+    found = findings_for({**PROXY, "https_proxy": ""})
+    (finding,) = [f for f in found if f.code == "CP522"]
+    assert finding.variable == "https_proxy"
+    assert {"urllib", "requests", "httpx", "grpc"} <= set(finding.tools)
+    assert "curl" not in finding.tools
+
+
+def test_blank_lowercase_no_proxy_spares_requests_which_falls_back() -> None:
+    found = findings_for({**PROXY, "NO_PROXY": "a.example", "no_proxy": " "})
+    (finding,) = [f for f in found if f.code == "CP522"]
+    assert "requests" not in finding.tools
+    assert {"urllib", "httpx"} <= set(finding.tools)
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "tools"),
+    [
+        (" http://p:3128", "CP523", {"urllib", "requests", "httpx", "go", "curl", "grpc"}),
+        ("p:3128", "CP524", {"grpc", "undici", "proxy-from-env"}),
+        ("https://p:3129", "CP525", {"urllib", "grpc"}),
+        ("http://p", "CP526", {"curl", "grpc"}),
+    ],
+)
+def test_proxy_values_other_tools_misread(value: str, code: str, tools: set[str]) -> None:
+    found = findings_for({"https_proxy": value, "HTTPS_PROXY": value})
+    matching = [f for f in found if f.code == code]
+    assert matching, found
+    assert {f.variable for f in matching} == {"https_proxy"}
+    assert set(matching[0].tools) == tools
+
+
+def test_grpc_proxy_values_only_concern_grpc() -> None:
+    found = findings_for({**PROXY, "grpc_proxy": "p:3128", "GRPC_PROXY": "p:3128"})
+    (finding,) = [f for f in found if f.code == "CP524"]
+    assert finding.tools == ("grpc",)
+
+
+def test_http_proxy_without_https_proxy_is_used_for_https_by_undici() -> None:
+    found = findings_for({"http_proxy": "http://p:3128", "HTTP_PROXY": "http://p:3128"})
+    (finding,) = [f for f in found if f.code == "CP527"]
+    assert finding.tools == ("undici",)
+
+
+def test_carto_examples_have_no_warning_level_entry_findings() -> None:
+    examples = Path(__file__).parent.parent / "examples"
+    config = ProxyConfig.from_env_file(examples / "http-proxy.env")
+    assert [f for f in lint(config) if f.severity is Severity.WARNING] == []
+
+
+def test_password_in_an_entry_never_appears() -> None:
+    found = entry_findings("http://user:s3cret@host.example:8080 x.example")
+    assert found
+    for finding in found:
+        assert "s3cret" not in f"{finding.entry} {finding.message} {finding.fix}"
+
+
+def helm(tmp_path: Path, excluded: str) -> ProxyConfig:
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "externalProxy:\n  enabled: true\n  type: http\n  host: p\n  port: 3128\n"
+        f"  excludedDomains: [{excluded!r}]\n"
+    )
+    return ProxyConfig.from_helm_values(values)
+
+
+def test_helm_values_without_cluster_exclusion_get_the_kubernetes_hint(tmp_path: Path) -> None:
+    found = lint(helm(tmp_path, "localhost"))
+    (finding,) = [f for f in found if f.code == "CP530"]
+    assert finding.severity is Severity.WARNING
+    assert finding.variable == "externalProxy.excludedDomains"
+    assert ".svc.cluster.local" in finding.fix
+    metadata = [f for f in found if f.code == "CP531"]
+    assert metadata
+    assert "169.254.169.254" in metadata[0].message
+
+
+def test_helm_values_as_carto_documents_them_only_get_the_gke_hint(tmp_path: Path) -> None:
+    found = lint(helm(tmp_path, "localhost,.svc.cluster.local"))
+    assert {f.code for f in found if f.code.startswith("CP53")} == {"CP531"}
+    gke = "localhost,.svc.cluster.local,169.254.169.254,metadata,metadata.google.internal"
+    assert [f.code for f in lint(helm(tmp_path, gke)) if f.code.startswith("CP53")] == []
+
+
+def test_kubernetes_hints_only_for_helm_values() -> None:
+    assert not [f for f in findings_for(PROXY) if f.code.startswith("CP53")]
+
+
+def test_findings_are_sorted_warnings_first() -> None:
+    found = entry_findings(".a.example,*.b.example,c.example")
+    severities = [f.severity for f in found]
+    assert severities == sorted(severities, key=[Severity.WARNING, Severity.INFO].index)
+
+
+def test_tool_names_reads_as_a_sentence() -> None:
+    assert tool_names(["curl"]) == "curl"
+    assert tool_names(["curl", "grpc"]) == "curl and gRPC"
+    assert tool_names(["go", "curl", "grpc"]) == "Go net/http, curl and gRPC"
