@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import ssl
 
 from . import _env, _tls
 from ._no_proxy import NoProxy

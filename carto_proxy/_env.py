@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .exceptions import ConfigError, MissingExtraError
 
@@ -31,8 +29,7 @@ EXTRA_CA = "NODE_EXTRA_CA_CERTS"
 REJECT_UNAUTHORIZED = "NODE_TLS_REJECT_UNAUTHORIZED"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Setting:
+class Setting(NamedTuple):
     """One variable read in both cases, and the value that counts."""
 
     name: str  # canonical (UPPERCASE) name
@@ -43,15 +40,14 @@ class Setting:
     cgi_ignored: bool = False  # uppercase HTTP_PROXY dropped because REQUEST_METHOD is set
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Sources:
+class Sources(NamedTuple):
     """Everything read from one source, before any value is parsed."""
 
     origin: str = "environment"
-    settings: Mapping[str, Setting] = field(default_factory=dict)
+    settings: Mapping[str, Setting] = {}  # a shared default, never mutated
     extra_ca_certs: str | None = None  # NODE_EXTRA_CA_CERTS (a path)
     reject_unauthorized: str | None = None  # NODE_TLS_REJECT_UNAUTHORIZED
-    all_proxy: Setting = field(default_factory=lambda: Setting(name="ALL_PROXY"))
+    all_proxy: Setting = Setting(name="ALL_PROXY")
     cgi: bool = False
     inline_ca: str | None = None  # PEM given inline (Helm trustedCACerts.value / sslCA)
     from_helm: bool = False
@@ -110,7 +106,8 @@ def read_helm_values(path: str | os.PathLike[str]) -> Sources:
         raise MissingExtraError("helm", "yaml") from error
     _require_file(path, "Helm values")
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as file:
+            document = yaml.safe_load(file)
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(
             "Helm values", os.fspath(path), f"not valid YAML ({error})", "fix the YAML syntax"
@@ -169,7 +166,7 @@ def _blank_is_unset(raw: str | None) -> str | None:
 
 def _require_file(path: str | os.PathLike[str], what: str) -> None:
     try:
-        if Path(path).is_file():
+        if os.path.isfile(path):
             return
         problem = "does not exist or is not a regular file"
     except (OSError, ValueError) as error:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import ipaddress
 import re
 
-import idna
-
 __all__ = ["LABEL", "IPAddress", "as_ip", "normalize_name"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -33,6 +31,8 @@ def normalize_name(name: str) -> str | None:
     if name.isascii():
         name = name.lower()
         return name if _ASCII_NAME.fullmatch(name) else None
+    import idna  # only non-ASCII names need it; it costs 2 ms to import
+
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError, ValueError):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ._hosts import IPAddress, as_ip, normalize_name
@@ -23,6 +22,7 @@ from ._hosts import IPAddress, as_ip, normalize_name
 __all__ = ["NoProxy"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_QUICK_LIMIT = 32  # names; past this, endswith() over a tuple costs more than the walk
 
 
 class _Rule(NamedTuple):
@@ -37,24 +37,54 @@ class IgnoredEntry(NamedTuple):
     reason: str
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class NoProxy:
     """A compiled NO_PROXY list.
 
     Build it with :meth:`parse`; ask it with :meth:`match`. Two lists are equal when their
     entries (trimmed, in order) are equal.
+
+    Attributes:
+        entries: the entries as written, trimmed, empty ones dropped.
+        ignored: the entries carto_proxy cannot use, each with the reason.
+        match_all: the ``*`` entry, when there is one: every target bypasses the proxy.
     """
 
-    entries: tuple[str, ...]
-    ignored: tuple[IgnoredEntry, ...] = ()
-    match_all: str | None = None  # the '*' entry as written, if any
-    _names: dict[str, tuple[_Rule, ...]] = field(default_factory=dict, repr=False)
-    # Every label suffix of every name entry ("io", "mega.io"): matching walks a host's
-    # suffixes from the right and stops at the first one no entry ends with.
-    _suffixes: frozenset[str] = field(default=frozenset(), repr=False)
-    _ips: dict[IPAddress, tuple[_Rule, ...]] = field(default_factory=dict, repr=False)
-    # One (version, netmask, {network address: entry}) per distinct prefix length.
-    _networks: tuple[tuple[int, int, dict[int, str]], ...] = field(default=(), repr=False)
+    __slots__ = (
+        "_ips",
+        "_names",
+        "_networks",
+        "_quick",
+        "_suffixes",
+        "entries",
+        "ignored",
+        "match_all",
+    )
+
+    def __init__(
+        self,
+        entries: tuple[str, ...] = (),
+        ignored: tuple[IgnoredEntry, ...] = (),
+        match_all: str | None = None,
+        names: dict[str, tuple[_Rule, ...]] | None = None,
+        ips: dict[IPAddress, tuple[_Rule, ...]] | None = None,
+        networks: tuple[tuple[int, int, dict[int, str]], ...] = (),
+    ) -> None:
+        self.entries = entries
+        self.ignored = ignored
+        self.match_all = match_all
+        self._names = names or {}
+        # Every label suffix of every name entry ("io", "mega.io"): matching walks a host's
+        # suffixes from the right and stops at the first one no entry ends with.
+        self._suffixes = frozenset(_label_suffixes(self._names))
+        # A short list is ruled out by one C-level endswith() before any walk.
+        self._quick = (
+            tuple(name for n in self._names for name in (n, f".{n}"))
+            if len(self._names) <= _QUICK_LIMIT
+            else None
+        )
+        self._ips = ips or {}
+        # One (version, netmask, {network address: entry}) per distinct prefix length.
+        self._networks = networks
 
     @classmethod
     def parse(cls, value: str | Iterable[str] | None) -> NoProxy:
@@ -81,6 +111,9 @@ class NoProxy:
     def __str__(self) -> str:
         return ",".join(self.entries)
 
+    def __repr__(self) -> str:
+        return f"NoProxy({str(self)!r})"
+
     def match(self, host: str, port: int, ip: IPAddress | None = None) -> str | None:
         """Return the entry that exempts ``host:port`` from the proxy, or ``None``.
 
@@ -93,6 +126,9 @@ class NoProxy:
             return self.match_all
         if ip is not None:
             return self._match_ip(ip, port)
+        quick = self._quick
+        if quick is not None and not host.endswith(quick):
+            return None  # no name entry is the host or one of its parent domains
         suffixes = self._suffixes
         found: str | None = None
         end = len(host)
@@ -143,13 +179,12 @@ def _compile(entries: tuple[str, ...]) -> NoProxy:
         else:
             ips.setdefault(parsed[0], []).append(_Rule(parsed[1], entry))
     return NoProxy(
-        entries=entries,
-        ignored=tuple(ignored),
-        match_all=match_all,
-        _names={k: tuple(v) for k, v in names.items()},
-        _suffixes=frozenset(_label_suffixes(names)),
-        _ips={k: tuple(v) for k, v in ips.items()},
-        _networks=tuple((v, mask, nets) for (v, mask), nets in networks.items()),
+        entries,
+        tuple(ignored),
+        match_all,
+        {name: tuple(rules) for name, rules in names.items()},
+        {ip: tuple(rules) for ip, rules in ips.items()},
+        tuple((version, mask, nets) for (version, mask), nets in networks.items()),
     )
 
 
@@ -220,4 +255,4 @@ def _port(text: str) -> int:
     return -1
 
 
-_EMPTY = NoProxy(entries=())
+_EMPTY = NoProxy()

@@ -161,7 +161,7 @@ def decide(config: ProxyConfig, parsed: ParsedTarget, warehouse: Warehouse | Non
         return _make_route(
             _DIRECT, None, Rule.NO_PROXY, target, warehouse, entry, False, no_proxy_name
         )
-    proxy, variable = config.proxy_for(protocol)
+    proxy, variable = config._proxies[protocol]  # proxy_for(), without the call
     if proxy is None:
         return _make_route(
             _DIRECT, None, Rule.NO_PROXY_CONFIGURED, target, warehouse, None, False, variable

@@ -8,16 +8,17 @@ documents it as a proxy setting, so origins stay verified.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import ssl
-import tempfile
-from pathlib import Path
-
-import certifi
+from typing import TYPE_CHECKING
 
 from .exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import ssl
+
+# ssl, certifi, hashlib and tempfile are imported where used: together they would triple the
+# cost of `import carto_proxy`, and a configuration without a CA never needs them.
 
 __all__ = [
     "bundle_path",
@@ -41,11 +42,14 @@ def load_ca_file(path: str, *, variable: str = "NODE_EXTRA_CA_CERTS") -> str:
     Raises:
         ConfigError: the file is missing, unreadable, too large or holds no valid certificate.
     """
-    file = Path(path)
-    if not file.is_file():  # also refuses FIFOs and devices, which could block or never end
+    try:
+        regular = os.path.isfile(path)  # also refuses FIFOs and devices, which could block
+    except ValueError:  # a NUL byte in the path
+        regular = False
+    if not regular:
         raise ConfigError(variable, path, "is not an existing regular file", _PEM_FIX, code="CP305")
     try:
-        with file.open("rb") as handle:
+        with open(path, "rb") as handle:
             data = handle.read(_MAX_CA_BYTES + 1)
     except (OSError, ValueError) as error:
         raise ConfigError(
@@ -66,6 +70,8 @@ def validate_pem(text: str, *, variable: str, shown: str | None) -> str:
     if not blocks:
         raise ConfigError(variable, shown, "holds no PEM certificate", _PEM_FIX, code="CP305")
     pem = "".join(block.strip() + "\n" for block in blocks)
+    import ssl
+
     try:
         ssl.create_default_context().load_verify_locations(cadata=pem)
     except (ssl.SSLError, ValueError) as error:
@@ -81,7 +87,10 @@ def validate_pem(text: str, *, variable: str, shown: str | None) -> str:
 
 def bundle_pem(extra_pem: str | None) -> str:
     """certifi's roots followed by *extra_pem*, newline-separated."""
-    roots = Path(certifi.where()).read_text(encoding="ascii")
+    import certifi
+
+    with open(certifi.where(), encoding="ascii") as file:
+        roots = file.read()
     if not extra_pem:
         return roots
     return roots.rstrip("\n") + "\n" + extra_pem
@@ -93,21 +102,30 @@ def bundle_path(extra_pem: str | None) -> str:
     Without an extra CA this is certifi's own file. Otherwise the file is written once per
     content into the temporary directory (named by its digest, written atomically).
     """
+    import hashlib
+    import tempfile
+
+    import certifi
+
     if not extra_pem:
         return certifi.where()
     pem = bundle_pem(extra_pem)
     digest = hashlib.sha256(pem.encode("ascii", "replace")).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"carto_proxy-ca-{digest}.pem"
-    if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".carto_proxy-ca-")
+    path = os.path.join(tempfile.gettempdir(), f"carto_proxy-ca-{digest}.pem")
+    if not os.path.exists(path):
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".carto_proxy-ca-")
         with os.fdopen(fd, "w", encoding="ascii", errors="replace") as handle:
             handle.write(pem)
         os.replace(tmp, path)
-    return str(path)
+    return path
 
 
 def ssl_context(extra_pem: str | None) -> ssl.SSLContext:
     """A verifying client context trusting certifi plus *extra_pem* (for origins)."""
+    import ssl
+
+    import certifi
+
     context = ssl.create_default_context(cafile=certifi.where())
     if extra_pem:
         context.load_verify_locations(cadata=extra_pem)
@@ -116,6 +134,8 @@ def ssl_context(extra_pem: str | None) -> ssl.SSLContext:
 
 def proxy_ssl_context(extra_pem: str | None, *, verify: bool) -> ssl.SSLContext:
     """The context for the TLS hop to an ``https://`` proxy."""
+    import ssl
+
     context = ssl_context(extra_pem)
     if not verify:
         context.check_hostname = False  # must precede CERT_NONE

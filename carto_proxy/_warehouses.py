@@ -9,7 +9,7 @@ be bypassed (``.snowflakecomputing.com`` in NO_PROXY).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["RULES", "Warehouse", "WarehouseRule", "detect"]
 
@@ -27,8 +27,7 @@ class Warehouse(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WarehouseRule:
+class WarehouseRule(NamedTuple):
     """How one warehouse may reach the network, as CARTO documents it."""
 
     warehouse: Warehouse
