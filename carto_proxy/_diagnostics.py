@@ -72,7 +72,12 @@ def check(
         if env_file is not None:
             sources = _env.read_env_file(env_file)
         elif helm_values is not None:
-            sources = _env.read_helm_values(helm_values)
+            try:
+                sources = _env.read_helm_values(helm_values)
+            except ConfigError as error:
+                if error.code != _env.HELM_CODE:
+                    raise  # the file itself cannot be read
+                return [_from_error(error)]
         else:
             sources = _env.read_environ(environ)
         config = build(sources, errors)

@@ -27,6 +27,7 @@ __all__ = [
 CASE_PAIRS = ("HTTP_PROXY", "HTTPS_PROXY", "GRPC_PROXY", "NO_PROXY", "NO_GRPC_PROXY")
 EXTRA_CA = "NODE_EXTRA_CA_CERTS"
 REJECT_UNAUTHORIZED = "NODE_TLS_REJECT_UNAUTHORIZED"
+HELM_CODE = "CP112"  # a Helm value carto_proxy cannot use
 
 
 class Setting(NamedTuple):
@@ -110,7 +111,11 @@ def read_helm_values(path: str | os.PathLike[str]) -> Sources:
             document = yaml.safe_load(file)
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(
-            "Helm values", os.fspath(path), f"not valid YAML ({error})", "fix the YAML syntax"
+            "Helm values",
+            os.fspath(path),
+            f"not valid YAML ({error})",
+            "fix the YAML syntax",
+            code=HELM_CODE,
         ) from None
     values = document if isinstance(document, dict) else {}
     proxy = _section(values, "externalProxy")
@@ -212,6 +217,7 @@ def _helm_url(proxy: Mapping[str, Any]) -> str:
             kind,
             "only HTTP and HTTPS proxies are supported",
             "set externalProxy.type to http or https",
+            code=HELM_CODE,
         )
     host = _string(proxy, "host", "externalProxy.host").strip()
     port = _string(proxy, "port", "externalProxy.port").strip()
@@ -222,9 +228,16 @@ def _helm_url(proxy: Mapping[str, Any]) -> str:
             None,
             "is required when externalProxy.enabled is true",
             f"set {missing}, or externalProxy.connectionString",
+            code=HELM_CODE,
         )
     return f"{kind}://{host}:{port}"
 
 
 def _helm_error(name: str, value: object, expected: str) -> ConfigError:
-    return ConfigError(name, repr(value)[:80], f"must be {expected}", f"write {name} as {expected}")
+    return ConfigError(
+        name,
+        repr(value)[:80],
+        f"must be {expected}",
+        f"write {name} as {expected}",
+        code=HELM_CODE,
+    )

@@ -125,3 +125,12 @@ def test_check_a_config_and_an_env_file(tmp_path: Path) -> None:
     assert "CP102" in {d.code for d in check(config)}  # the config keeps its sources
     with pytest.raises(ConfigError):
         check(env_file=tmp_path / "missing.env")
+
+
+def test_unusable_helm_values_are_findings(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("externalProxy:\n  enabled: true\n  host: p\n  port: 1\n  type: socks5\n")
+    (finding,) = check(helm_values=values)
+    assert (finding.code, finding.variable) == ("CP112", "externalProxy.type")
+    with pytest.raises(ConfigError):
+        check(helm_values=tmp_path / "missing.yaml")
