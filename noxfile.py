@@ -1,0 +1,68 @@
+"""Development sessions: `nox -s tests` (the whole suite), `lint`, `mypy`, `docs`, `bench`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "mypy", "docs"]
+nox.options.error_on_missing_interpreters = True
+
+TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "respx>=0.22", "trustme>=1.1"]
+# The Snowflake adapter supports two driver lines that behave differently behind a proxy:
+# 5.x (Rust core) runs with the whole suite, the classic 4.x line in a session of its own.
+SNOWFLAKE_CURRENT = "snowflake-connector-python>=5,<6"
+SNOWFLAKE_CLASSIC = "snowflake-connector-python>=4.8,<5"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run every test (unit and integration, with a real Squid), then the Snowflake 4.x tests."""
+    session.install("-e", ".[all]", SNOWFLAKE_CURRENT, *TEST_DEPS)
+    session.run("pytest", *session.posargs)
+    session.notify("snowflake_classic")
+
+
+@nox.session(name="snowflake_classic")
+def snowflake_classic(session: nox.Session) -> None:
+    """Run the Snowflake adapter's tests against the last classic 4.x driver."""
+    session.install("-e", ".[all]", SNOWFLAKE_CLASSIC, *TEST_DEPS)
+    session.run("pytest", "tests/adapters/test_snowflake.py", *session.posargs)
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """Run the core's tests with no optional dependency installed (extras stay optional)."""
+    session.install("-e", ".", *TEST_DEPS)
+    session.run(
+        "pytest", "-p", "no:carto_proxy", "tests/test_routing.py", "tests/test_no_proxy.py",
+        "tests/test_target.py", "tests/test_import.py", *session.posargs,
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", "carto_proxy", "tests", "bench", "noxfile.py")
+
+
+@nox.session
+def mypy(session: nox.Session) -> None:
+    """mypy --strict over the package, with every optional library installed."""
+    session.install("-e", ".[all]", "mypy>=1.13", "types-requests", "types-PyYAML", "pytest")
+    session.run("mypy", "carto_proxy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx site; any warning fails."""
+    session.install("-e", ".", "sphinx>=8", "myst-parser>=4", "furo")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Print the benchmarks' figures (routing decisions, HTTP transports through Squid)."""
+    session.install("-e", ".[all]", *TEST_DEPS)
+    session.run("python", "bench/route.py")
+    session.run("python", "bench/transport.py")
