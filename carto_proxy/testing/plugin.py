@@ -1,4 +1,316 @@
-"""pytest plugin for carto_proxy's testing kit (registered through the ``pytest11`` entry point).
+"""pytest plugin for carto_proxy's testing kit, loaded through the ``pytest11`` entry point.
 
-Placeholder until the fixtures land: registers nothing.
+Fixtures (all function-scoped views; the servers behind them are shared by the session):
+
+``carto_proxy_recording_proxy``
+    A running :class:`~carto_proxy.testing.RecordingProxy`, cleared and without faults: plain,
+    or TLS with ``@pytest.mark.carto_proxy(tls=True)``. It is the proxy the configuration
+    fixtures point at, and the default of the ``assert_*`` helpers.
+``carto_proxy_tls_proxy``
+    A running TLS ``RecordingProxy`` (the same one when the marker says ``tls=True``).
+``carto_proxy_origin``
+    A running :class:`~carto_proxy.testing.LocalOrigin`, cleared: it answers any host name.
+``carto_proxy_config``
+    A :class:`~carto_proxy.ProxyConfig` pointing at ``carto_proxy_recording_proxy``, as
+    CARTO's ``.env`` would, with the marker's ``no_proxy`` and ``NODE_EXTRA_CA_CERTS`` naming
+    the proxy's and the origin's CAs when they are in use. Direct connections are guarded
+    (``carto_proxy_direct_guard``) while it is in use.
+``carto_proxy_environ``
+    ``carto_proxy_config`` written to ``os.environ`` with
+    :func:`~carto_proxy.testing.proxy_environ`; every other proxy variable cleared.
+``carto_proxy_clean_environ``
+    No proxy variable at all, restored afterwards.
+``carto_proxy_direct_guard``
+    An active :class:`~carto_proxy.testing.DirectGuard`: the names this process resolves
+    itself (connections going direct) are recorded and, unless ``block_direct=False``,
+    refused; ``origin_hosts`` resolve to ``carto_proxy_origin``.
+``carto_proxy_upstreams``
+    Where the proxy sends each name: the marker's ``upstreams`` plus its ``origin_hosts``
+    (sent to ``carto_proxy_origin``). Override it to compute upstreams from your own fixtures.
+
+The marker::
+
+    @pytest.mark.carto_proxy(no_proxy=".internal", tls=True,
+                             origin_hosts=["api.example.com"], upstreams={...},
+                             block_direct=True)
+
+A test whose proxy needs upstreams gets a proxy of its own, started and stopped around it
+(about a millisecond, plus about 70 ms for a TLS proxy's certificates); others share the
+session's. This module imports only pytest and carto_proxy's core: the servers are imported
+when a fixture first needs them, so loading the plugin costs nothing in other test runs.
 """
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from carto_proxy._config import ProxyConfig
+
+if TYPE_CHECKING:
+    from carto_proxy.testing._direct import DirectGuard
+    from carto_proxy.testing._origin import LocalOrigin
+    from carto_proxy.testing._recording_proxy import RecordingProxy
+
+__all__ = [
+    "carto_proxy_clean_environ",
+    "carto_proxy_config",
+    "carto_proxy_direct_guard",
+    "carto_proxy_environ",
+    "carto_proxy_origin",
+    "carto_proxy_recording_proxy",
+    "carto_proxy_servers",
+    "carto_proxy_tls_proxy",
+    "carto_proxy_upstreams",
+]
+
+MARKER = "carto_proxy"
+_MARKER_HELP = (
+    "carto_proxy(no_proxy=None, tls=False, upstreams=None, origin_hosts=(), block_direct=True):"
+    " configure the carto_proxy_* fixtures: NO_PROXY for the configuration, a TLS proxy, where"
+    " the proxy sends names ({'host[:port]': (ip, port)}), names served by carto_proxy_origin,"
+    " and whether names this process resolves itself are refused"
+)
+_GUARD_HINT = (
+    "map it to carto_proxy_origin with @pytest.mark.carto_proxy(origin_hosts=[...]), "
+    "or let it resolve with @pytest.mark.carto_proxy(block_direct=False)"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``carto_proxy`` marker (so ``--strict-markers`` accepts it)."""
+    config.addinivalue_line("markers", _MARKER_HELP)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """What the ``carto_proxy`` markers on a test ask for (closest marker wins, per key)."""
+
+    no_proxy: str | None = None
+    tls: bool = False
+    upstreams: Mapping[str, tuple[str, int]] | None = None
+    origin_hosts: tuple[str, ...] = ()
+    block_direct: bool = True
+
+    @classmethod
+    def of(cls, node: pytest.Item) -> Settings:
+        """Read the markers of a test, from the closest (function) to the farthest (module).
+
+        Raises:
+            TypeError: a marker has positional or unknown arguments.
+        """
+        given: dict[str, Any] = {}
+        for marker in node.iter_markers(MARKER):
+            unknown = set(marker.kwargs) - set(cls.__dataclass_fields__)
+            if marker.args or unknown:
+                raise TypeError(
+                    f"@pytest.mark.carto_proxy takes keyword arguments "
+                    f"{', '.join(cls.__dataclass_fields__)}; got "
+                    f"{[*marker.args, *sorted(unknown)]!r}"
+                )
+            for key, value in marker.kwargs.items():
+                given.setdefault(key, value)
+        no_proxy = given.get("no_proxy")
+        if no_proxy is not None and not isinstance(no_proxy, str):
+            no_proxy = ",".join(no_proxy)
+        hosts = given.get("origin_hosts", ())
+        return cls(
+            no_proxy=no_proxy,
+            tls=bool(given.get("tls", False)),
+            upstreams=given.get("upstreams"),
+            origin_hosts=(hosts,) if isinstance(hosts, str) else tuple(hosts),
+            block_direct=bool(given.get("block_direct", True)),
+        )
+
+
+class Servers:
+    """The session's shared servers, each started the first time a test needs it."""
+
+    def __init__(self) -> None:
+        self._proxies: dict[bool, RecordingProxy] = {}
+        self._origin: LocalOrigin | None = None
+        self._dir: str | None = None
+
+    def proxy(self, *, tls: bool) -> RecordingProxy:
+        """Return the shared plain or TLS proxy, cleared and without faults."""
+        proxy = self._proxies.get(tls)
+        if proxy is None:
+            from carto_proxy.testing._recording_proxy import RecordingProxy
+
+            proxy = self._proxies[tls] = RecordingProxy(tls=tls).start()
+        proxy.clear()
+        proxy.clear_faults()
+        return proxy
+
+    def origin(self) -> LocalOrigin:
+        """Return the shared origin, cleared."""
+        if self._origin is None:
+            from carto_proxy.testing._origin import LocalOrigin
+
+            self._origin = LocalOrigin().start()
+        self._origin.clear()
+        return self._origin
+
+    def ca_bundle(self, pems: Iterable[bytes]) -> str:
+        """Return a PEM file holding ``pems``, written once per content for the session."""
+        data = b"".join(pem.rstrip(b"\n") + b"\n" for pem in pems)
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="carto-proxy-pytest-")
+        path = os.path.join(self._dir, hashlib.sha256(data).hexdigest()[:16] + ".pem")
+        if not os.path.exists(path):
+            with open(path, "wb") as file:
+                file.write(data)
+        return path
+
+    def stop(self) -> None:
+        """Stop every server and remove the CA files."""
+        for proxy in self._proxies.values():
+            proxy.stop()
+        if self._origin is not None:
+            self._origin.stop()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def carto_proxy_servers() -> Iterator[Servers]:
+    """Own the session's shared proxies and origin; the other fixtures are views on them."""
+    servers = Servers()
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture
+def carto_proxy_upstreams(request: pytest.FixtureRequest) -> dict[str, tuple[str, int]]:
+    """Return where the proxy sends names: the marker's ``upstreams`` and ``origin_hosts``."""
+    settings = Settings.of(request.node)
+    upstreams = dict(settings.upstreams or {})
+    if settings.origin_hosts:
+        origin: LocalOrigin = request.getfixturevalue("carto_proxy_origin")
+        upstreams.update(origin.upstreams(settings.origin_hosts))
+    return upstreams
+
+
+@pytest.fixture
+def carto_proxy_origin(carto_proxy_servers: Servers) -> LocalOrigin:
+    """Return the session's :class:`LocalOrigin`, with no request recorded yet."""
+    return carto_proxy_servers.origin()
+
+
+@contextmanager
+def _proxy(request: pytest.FixtureRequest, *, tls: bool) -> Iterator[RecordingProxy]:
+    upstreams: dict[str, tuple[str, int]] = request.getfixturevalue("carto_proxy_upstreams")
+    if not upstreams:
+        servers: Servers = request.getfixturevalue("carto_proxy_servers")
+        yield servers.proxy(tls=tls)
+        return
+    # A RecordingProxy's upstreams are fixed when it is made: this test needs its own.
+    from carto_proxy.testing._recording_proxy import RecordingProxy
+
+    with RecordingProxy(tls=tls, upstreams=upstreams) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def carto_proxy_recording_proxy(request: pytest.FixtureRequest) -> Iterator[RecordingProxy]:
+    """Yield the running proxy this test's configuration uses: plain, or TLS if the marker says.
+
+    It is the default proxy of ``assert_tunnelled`` and the other helpers.
+    """
+    from carto_proxy.testing._assertions import using
+
+    with _proxy(request, tls=Settings.of(request.node).tls) as proxy, using(proxy):
+        yield proxy
+
+
+@pytest.fixture
+def carto_proxy_tls_proxy(request: pytest.FixtureRequest) -> Iterator[RecordingProxy]:
+    """Yield a running TLS proxy (``https://localhost:PORT``); its CA is ``ca_file``.
+
+    Raises:
+        MissingExtraError: ``trustme`` is not installed (extra ``testing``).
+    """
+    if Settings.of(request.node).tls:
+        yield request.getfixturevalue("carto_proxy_recording_proxy")
+        return
+    from carto_proxy.testing._assertions import using
+
+    with _proxy(request, tls=True) as proxy, using(proxy, unless_set=True):
+        yield proxy
+
+
+@pytest.fixture
+def carto_proxy_direct_guard(request: pytest.FixtureRequest) -> Iterator[DirectGuard]:
+    """Yield an active :class:`DirectGuard`: names the process resolves itself go direct.
+
+    ``origin_hosts`` resolve to ``carto_proxy_origin`` (any port); other names are refused
+    unless the marker says ``block_direct=False``.
+    """
+    from carto_proxy.testing._assertions import using
+    from carto_proxy.testing._direct import DirectGuard
+
+    settings = Settings.of(request.node)
+    hosts: dict[str, str | tuple[str, int]] = {}
+    if settings.origin_hosts:
+        origin: LocalOrigin = request.getfixturevalue("carto_proxy_origin")
+        hosts = dict.fromkeys(settings.origin_hosts, origin.address)
+    with (
+        DirectGuard(hosts, block=settings.block_direct, hint=_GUARD_HINT) as guard,
+        using(guard=guard),
+    ):
+        yield guard
+
+
+@pytest.fixture
+def carto_proxy_config(
+    request: pytest.FixtureRequest,
+    carto_proxy_recording_proxy: RecordingProxy,
+    carto_proxy_direct_guard: DirectGuard,
+    carto_proxy_servers: Servers,
+) -> ProxyConfig:
+    """Return a :class:`ProxyConfig` for ``carto_proxy_recording_proxy``, as CARTO writes it.
+
+    ``HTTP_PROXY`` and ``HTTPS_PROXY`` (and ``GRPC_PROXY`` for the plain proxy), the marker's
+    ``no_proxy``, and ``NODE_EXTRA_CA_CERTS`` with the CAs in use: the TLS proxy's and, when
+    the test uses ``carto_proxy_origin`` or ``origin_hosts``, the origin's.
+    """
+    from carto_proxy.testing._environ import build
+
+    settings = Settings.of(request.node)
+    proxy = carto_proxy_recording_proxy
+    pems = [proxy.ca_pem] if proxy.tls else []
+    if settings.origin_hosts or "carto_proxy_origin" in request.fixturenames:
+        origin: LocalOrigin = request.getfixturevalue("carto_proxy_origin")
+        pems.append(origin.ca_pem)
+    ca_file = carto_proxy_servers.ca_bundle(pems) if pems else None
+    return build(proxy, no_proxy=settings.no_proxy, ca_file=ca_file)
+
+
+@pytest.fixture
+def carto_proxy_environ(carto_proxy_config: ProxyConfig) -> Iterator[ProxyConfig]:
+    """Write ``carto_proxy_config`` to ``os.environ`` (every other proxy variable cleared).
+
+    Yields the configuration ``ProxyConfig.from_env()`` reads; the environment is restored
+    after the test.
+    """
+    from carto_proxy.testing._environ import proxy_environ
+
+    with proxy_environ(carto_proxy_config) as config:
+        yield config
+
+
+@pytest.fixture
+def carto_proxy_clean_environ() -> Iterator[None]:
+    """Remove every proxy variable (both cases, ``ALL_PROXY``, ``NODE_*``) for the test."""
+    from carto_proxy.testing._environ import proxy_environ
+
+    with proxy_environ(None):
+        yield

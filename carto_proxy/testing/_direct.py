@@ -1,0 +1,193 @@
+"""DirectGuard: see, and by default refuse, the host names this process resolves itself.
+
+Behind a forward proxy a client never resolves a proxied name: it sends ``CONNECT host:port``
+and the proxy resolves it. So while a test runs with a proxy configured, every name the
+process looks up is a connection about to go *direct*. The guard records those names and,
+unless told otherwise, refuses them with an error that names the host, which also keeps a
+connector that ignores the proxy from reaching the real internet from a unit test.
+
+It patches ``socket.getaddrinfo`` and ``socket.gethostbyname`` (module attributes, which
+``socket.create_connection``, urllib3, requests, httpx and asyncio look up at call time). It
+cannot see resolvers written in C that bypass the ``socket`` module, such as gRPC's c-ares
+resolver.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+__all__ = ["DirectGuard"]
+
+_AddrInfo = list[tuple[Any, ...]]
+_DEFAULT_HINT = "map it to a local server with DirectGuard.add(), or use block=False"
+# Names the guard always lets the real resolver answer: they never leave the machine.
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+class DirectGuard:
+    """Record, and by default refuse, every host name this process resolves itself.
+
+    IP literals and ``localhost`` always resolve as usual and are not recorded. A name given
+    in ``hosts`` resolves to its address, as a hosts file would; with ``(ip, port)`` the port
+    is replaced too, so ``https://api.example.com/`` can reach a local server listening on
+    any port. Any other name is refused with :class:`socket.gaierror` while ``block`` is true
+    (the default), and resolved for real otherwise. Use it as a context manager; guards nest,
+    innermost first, and must be left in the reverse order they were entered.
+
+    >>> import socket
+    >>> with DirectGuard({"db.internal": "127.0.0.1"}) as guard:
+    ...     socket.getaddrinfo("db.internal", 5432)[0][4]
+    ...     try:
+    ...         socket.getaddrinfo("api.example.com", 443)
+    ...     except socket.gaierror as error:
+    ...         print(error.strerror.partition(":")[0])
+    ('127.0.0.1', 5432)
+    carto_proxy
+    >>> guard.resolved
+    ['db.internal', 'api.example.com']
+
+    Args:
+        hosts: names to resolve, mapped to an IP address or to ``(ip, port)``.
+        block: refuse names not in ``hosts``; ``False`` lets the real resolver answer them.
+        hint: what the refusal message suggests doing about it.
+    """
+
+    def __init__(
+        self,
+        hosts: Mapping[str, str | tuple[str, int]] | None = None,
+        *,
+        block: bool = True,
+        hint: str = _DEFAULT_HINT,
+    ) -> None:
+        self._block = block
+        self._hint = hint
+        self._lock = threading.Lock()
+        self._hosts: dict[str, tuple[str, int | None]] = {}
+        self._resolved: list[str] = []
+        self._blocked: list[str] = []
+        self._saved: tuple[Any, Any] | None = None
+        for name, address in (hosts or {}).items():
+            self.add(name, address)
+
+    def add(self, host: str, address: str | tuple[str, int] = "127.0.0.1") -> None:
+        """Resolve ``host`` to ``address`` (an IP, or ``(ip, port)``); takes effect at once.
+
+        Raises:
+            ValueError: the address is not an IP address.
+        """
+        ip, port = (address, None) if isinstance(address, str) else address
+        ipaddress.ip_address(ip)
+        with self._lock:
+            self._hosts[_normalise(host)] = (ip, port)
+
+    @property
+    def block(self) -> bool:
+        """Whether names not added are refused."""
+        return self._block
+
+    @property
+    def resolved(self) -> list[str]:
+        """Names this process looked up (lowercase, IP literals and ``localhost`` left out)."""
+        with self._lock:
+            return list(self._resolved)
+
+    @property
+    def blocked(self) -> list[str]:
+        """Names that were refused, in order."""
+        with self._lock:
+            return list(self._blocked)
+
+    def went_direct(self, host: str) -> bool:
+        """Return whether this process looked ``host`` up itself, i.e. tried to go direct."""
+        return _normalise(host) in self.resolved
+
+    def clear(self) -> None:
+        """Forget the names recorded so far (the ``hosts`` mapping stays)."""
+        with self._lock:
+            self._resolved.clear()
+            self._blocked.clear()
+
+    # --- the patch ------------------------------------------------------------------------------
+
+    def __enter__(self) -> DirectGuard:
+        if self._saved is not None:
+            raise RuntimeError("this DirectGuard is already active")
+        self._saved = (socket.getaddrinfo, socket.gethostbyname)
+        socket.getaddrinfo = self._getaddrinfo
+        socket.gethostbyname = self._gethostbyname
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._saved is not None:
+            socket.getaddrinfo, socket.gethostbyname = self._saved
+            self._saved = None
+
+    def _decide(self, host: str) -> tuple[str, int | None] | None:
+        """Return the address to use, ``None`` to resolve as usual, or raise when refused."""
+        name = _normalise(host)
+        if name in _LOCAL_NAMES or _is_ip_literal(name):
+            return None
+        with self._lock:
+            self._resolved.append(name)
+            mapped = self._hosts.get(name)
+            refused = mapped is None and self._block
+            if refused:
+                self._blocked.append(name)
+        if refused:
+            raise socket.gaierror(
+                socket.EAI_NONAME,
+                f"carto_proxy: {name} went direct: this process resolved it itself instead of "
+                f"sending it through the proxy, and direct connections to names are blocked "
+                f"in this test ({self._hint})",
+            )
+        return mapped
+
+    def _getaddrinfo(
+        self,
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> _AddrInfo:
+        assert self._saved is not None
+        original = self._saved[0]
+        if host is not None:
+            text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+            mapped = self._decide(text)
+            if mapped is not None:
+                ip, new_port = mapped
+                host, port = ip, port if new_port is None else new_port
+                flags |= socket.AI_NUMERICHOST  # never let the real resolver near it
+        return original(host, port, family, type, proto, flags)  # type: ignore[no-any-return]
+
+    def _gethostbyname(self, host: str) -> str:
+        assert self._saved is not None
+        mapped = self._decide(host)
+        return self._saved[1](host) if mapped is None else mapped[0]
+
+
+def _normalise(name: str) -> str:
+    name = name.strip().lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    return name[:-1] if name.endswith(".") else name
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.split("%")[0])  # "fe80::1%eth0": a zone is still a literal
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,373 @@
+"""LocalOrigin: a loopback web server that answers for any host name, over HTTP and HTTPS.
+
+One port serves both: a connection whose first byte opens a TLS handshake gets TLS, with a
+certificate made on the fly for the name the client asked for (SNI), signed by a CA made for
+this origin; any other connection gets plain HTTP. So a connector test can send
+``https://api.example.com/`` through a :class:`RecordingProxy` (``upstreams=``) or direct (a
+:class:`DirectGuard` mapping) and reach this server either way::
+
+    with LocalOrigin() as origin, RecordingProxy(upstreams=origin.upstreams("api.example.com")):
+        ...  # trust origin.ca_file (NODE_EXTRA_CA_CERTS) and send requests
+
+Every request is answered ``200`` with a JSON echo of what was received, and recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from types import TracebackType
+from typing import Any
+
+from carto_proxy.exceptions import MissingExtraError
+
+__all__ = ["LocalOrigin", "OriginRequest"]
+
+_TLS_HANDSHAKE = 0x16  # the first byte of a TLS record carrying a handshake
+_STOP_BUDGET = 0.8
+_MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OriginRequest:
+    """One request :class:`LocalOrigin` answered.
+
+    Attributes:
+        method: the request method.
+        path: the request target as sent (origin form, ``/p?q``).
+        host: the ``Host`` header (``None`` when absent).
+        tls: whether the request came over TLS.
+        server_name: the name the client asked for in the TLS handshake (SNI); ``None`` for
+            plain HTTP or when the client sent none (IP-literal URLs).
+        body: the request body.
+        client: ``(ip, port)`` of the connection: the proxy's when the request was proxied.
+    """
+
+    method: str
+    path: str
+    host: str | None
+    tls: bool
+    server_name: str | None
+    body: bytes
+    client: tuple[str, int]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LocalOrigin  # type: ignore[assignment]
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _answer(self, *, send_body: bool) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(min(length, _MAX_BODY)) if length > 0 else b""
+        tls = isinstance(self.request, ssl.SSLSocket)
+        request = OriginRequest(
+            method=self.command,
+            path=self.path,
+            host=self.headers.get("Host"),
+            tls=tls,
+            server_name=self.server.server_name_of(self.request) if tls else None,
+            body=body,
+            client=(str(self.client_address[0]), int(self.client_address[1])),
+        )
+        self.server.record(request)
+        payload = json.dumps(
+            {
+                "method": request.method,
+                "path": request.path,
+                "host": request.host,
+                "tls": request.tls,
+                "server_name": request.server_name,
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # tests read origin.requests instead
+
+
+class LocalOrigin:
+    """Answer HTTP and HTTPS requests for any host name on one loopback port.
+
+    Args:
+        host: loopback address to listen on.
+        timeout: seconds a connection may stay idle, or take for its TLS handshake.
+
+    Raises:
+        MissingExtraError: ``trustme`` is not installed (extra ``testing``).
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+        try:
+            import trustme
+        except ImportError as error:
+            raise MissingExtraError("testing", "trustme") from error
+        self._host = host
+        self._timeout = timeout
+        self._ca = trustme.CA()
+        self._tls = self._context_with(self._ca.issue_cert("localhost", "127.0.0.1", "::1"))
+        self._tls.sni_callback = self._pick_certificate
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._names: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._requests: list[OriginRequest] = []
+        self._sockets: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._stopping = threading.Event()
+        self._listener: socket.socket | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._ca_dir: str | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalOrigin:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalOrigin:
+        """Listen and start answering; return this origin.
+
+        Raises:
+            RuntimeError: it was already started (an origin runs once).
+        """
+        if self._listener is not None or self._stopping.is_set():
+            raise RuntimeError("a LocalOrigin runs once; make a new one")
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.bind((self._host, 0))
+            listener.listen(256)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._listener = listener
+        self._wake = socket.socketpair()
+        self._ca_dir = tempfile.mkdtemp(prefix="carto-proxy-origin-ca-")
+        with open(self.ca_file, "wb") as file:
+            file.write(self.ca_pem)
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name=f"LocalOrigin-accept:{self.port}", daemon=True
+        )
+        self._accept_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close every connection and join every thread (within 1 s); idempotent."""
+        if self._listener is None or self._stopping.is_set():
+            return
+        deadline = time.monotonic() + _STOP_BUDGET
+        self._stopping.set()
+        assert self._wake is not None
+        assert self._accept_thread is not None
+        self._wake[1].send(b"\0")
+        self._accept_thread.join(_STOP_BUDGET)
+        with self._lock:
+            sockets, threads = list(self._sockets), list(self._threads)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                # A plain shutdown wakes a thread blocked in recv or in the handshake.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            leftovers = list(self._sockets)
+            self._sockets.clear()
+        for sock in (*leftovers, self._listener, *self._wake):
+            sock.close()
+        if self._ca_dir is not None:
+            shutil.rmtree(self._ca_dir, ignore_errors=True)
+            self._ca_dir = None
+
+    # --- where it listens and whom to trust ---------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """The loopback address it listens on."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The port it listens on.
+
+        Raises:
+            RuntimeError: it was never started.
+        """
+        if self._listener is None:
+            raise RuntimeError("LocalOrigin is not started; call start() first")
+        return int(self._listener.getsockname()[1])
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)``, the value to map names to in ``RecordingProxy(upstreams=)``."""
+        return self._host, self.port
+
+    @property
+    def url(self) -> str:
+        """``https://localhost:PORT/`` (plain HTTP answers on the same port)."""
+        host = "localhost" if self._host == "127.0.0.1" else f"[{self._host}]"
+        return f"https://{host}:{self.port}/"
+
+    def upstreams(self, *hosts: str | Iterable[str]) -> dict[str, tuple[str, int]]:
+        """Return ``RecordingProxy(upstreams=)`` sending each host (any port) to this origin."""
+        names: list[str] = []
+        for item in hosts:
+            names.extend([item] if isinstance(item, str) else item)
+        return dict.fromkeys(names, self.address)
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The PEM of the CA that signs this origin's certificates."""
+        return bytes(self._ca.cert_pem.bytes())
+
+    @property
+    def ca_file(self) -> str:
+        """A PEM file holding :attr:`ca_pem`, while the origin runs.
+
+        Raises:
+            RuntimeError: the origin is not running.
+        """
+        if self._ca_dir is None:
+            raise RuntimeError("ca_file exists only while the LocalOrigin runs")
+        return os.path.join(self._ca_dir, "ca.pem")
+
+    # --- what it saw ----------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[OriginRequest]:
+        """Every request answered so far, in order."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear(self) -> None:
+        """Forget the requests recorded so far."""
+        with self._lock:
+            self._requests.clear()
+
+    def record(self, request: OriginRequest) -> None:
+        """Record one answered request (called by the request handler)."""
+        with self._cond:
+            self._requests.append(request)
+            self._cond.notify_all()
+
+    def server_name_of(self, sock: ssl.SSLSocket) -> str | None:
+        """Return the SNI name a TLS connection asked for."""
+        with self._lock:
+            return self._names.get(id(sock))
+
+    # --- TLS ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _context_with(cert: Any) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(context)
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    def _pick_certificate(self, sock: Any, name: str | None, _: ssl.SSLContext) -> None:
+        if name is None:
+            return  # no SNI: the default certificate, for localhost and the loopback IPs
+        name = name.lower()
+        with self._lock:
+            self._names[id(sock)] = name
+            context = self._contexts.get(name)
+        if context is None:
+            try:
+                context = self._context_with(self._ca.issue_cert(name))
+            except ValueError:
+                return  # not a name a certificate can hold; the client will refuse the default
+            with self._lock:
+                context = self._contexts.setdefault(name, context)
+        sock.context = context
+
+    # --- connections ----------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        assert self._wake is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake[0], selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._listener:
+                        self._accept_one(self._listener)
+
+    def _accept_one(self, listener: socket.socket) -> None:
+        try:
+            conn, address = listener.accept()
+        except OSError:
+            return
+        thread = threading.Thread(
+            target=self._serve,
+            args=(conn, (str(address[0]), int(address[1]))),
+            name=f"LocalOrigin-conn:{address[1]}",
+            daemon=True,
+        )
+        with self._lock:
+            if self._stopping.is_set():
+                conn.close()
+                return
+            self._sockets.add(conn)
+            self._threads.add(thread)
+        thread.start()
+
+    def _serve(self, conn: socket.socket, client: tuple[str, int]) -> None:
+        sock = conn
+        try:
+            conn.setblocking(True)
+            conn.settimeout(self._timeout)
+            first = conn.recv(1, socket.MSG_PEEK)
+            if first and first[0] == _TLS_HANDSHAKE:
+                sock = self._tls.wrap_socket(conn, server_side=True)
+                with self._lock:
+                    self._sockets.discard(conn)
+                    self._sockets.add(sock)
+            if first:
+                # The handler only reads record() and server_name_of() from its "server".
+                _Handler(sock, client, self)  # type: ignore[arg-type]
+        except (OSError, ValueError):
+            pass  # the client went away, refused the certificate or timed out
+        finally:
+            with self._lock:
+                self._sockets.discard(sock)
+                self._sockets.discard(conn)
+                self._names.pop(id(sock), None)
+                self._threads.discard(threading.current_thread())
+            sock.close()
+
+    def __repr__(self) -> str:
+        where = f"{self._host}:{self.port}" if self._listener is not None else "not started"
+        return f"<LocalOrigin {where} requests={len(self.requests)}>"

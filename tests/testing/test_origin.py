@@ -1,0 +1,139 @@
+"""LocalOrigin answers any name over HTTP and HTTPS on one port, directly or through a proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import urllib3
+
+from carto_proxy.testing import LocalOrigin, RecordingProxy
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[LocalOrigin]:
+    with LocalOrigin() as server:
+        yield server
+
+
+@pytest.fixture
+def trusting(origin: LocalOrigin) -> ssl.SSLContext:
+    origin.clear()
+    return ssl.create_default_context(cadata=origin.ca_pem.decode())
+
+
+def get(sock: socket.socket, host: str, path: str = "/") -> dict[str, object]:
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    answer: dict[str, object] = json.loads(body)
+    return answer
+
+
+def test_https_certificate_is_made_for_the_name_asked(
+    origin: LocalOrigin, trusting: ssl.SSLContext
+) -> None:
+    for name in ("api.example.com", "xy12345.eu-central-1.snowflakecomputing.com"):
+        with (
+            socket.create_connection(origin.address, timeout=5) as raw,
+            trusting.wrap_socket(raw, server_hostname=name) as tls,
+        ):
+            answer = get(tls, name, "/v1?x=1")
+        assert answer == {
+            "method": "GET",
+            "path": "/v1?x=1",
+            "host": name,
+            "tls": True,
+            "server_name": name,
+        }
+    assert [r.server_name for r in origin.requests] == [
+        "api.example.com",
+        "xy12345.eu-central-1.snowflakecomputing.com",
+    ]
+
+
+def test_untrusting_client_refuses_it(origin: LocalOrigin) -> None:
+    # The certificates come from the origin's own CA: nobody trusts them by accident.
+    context = ssl.create_default_context()
+    with (
+        socket.create_connection(origin.address, timeout=5) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        context.wrap_socket(raw, server_hostname="api.example.com")
+
+
+def test_plain_http_on_the_same_port(origin: LocalOrigin) -> None:
+    origin.clear()
+    with socket.create_connection(origin.address, timeout=5) as sock:
+        answer = get(sock, "plain.example", "/p")
+    assert answer["tls"] is False
+    (request,) = origin.requests
+    assert (request.method, request.path, request.host, request.tls) == (
+        "GET",
+        "/p",
+        "plain.example",
+        False,
+    )
+
+
+def test_ip_literal_without_sni_gets_the_loopback_certificate(
+    origin: LocalOrigin, trusting: ssl.SSLContext
+) -> None:
+    with urllib3.PoolManager(ssl_context=trusting) as pool:
+        response = pool.request("POST", f"{origin.url}data", body=b"payload", retries=False)
+        assert json.loads(response.data)["server_name"] == "localhost"
+        response = pool.request(
+            "GET", f"https://127.0.0.1:{origin.port}/ip", retries=False, timeout=5
+        )
+    assert json.loads(response.data)["server_name"] is None
+    assert origin.requests[0].body == b"payload"
+
+
+def test_reached_through_a_recording_proxy(origin: LocalOrigin, trusting: ssl.SSLContext) -> None:
+    upstreams = origin.upstreams("api.example.com", ["files.example.com"])
+    assert upstreams == {"api.example.com": origin.address, "files.example.com": origin.address}
+    with (
+        RecordingProxy(upstreams=upstreams) as proxy,
+        urllib3.ProxyManager(proxy.url, ssl_context=trusting) as pool,
+    ):
+        tunnelled = pool.request("GET", "https://api.example.com/t", retries=False, timeout=5)
+        forwarded = pool.request("GET", "http://files.example.com/f", retries=False, timeout=5)
+    assert json.loads(tunnelled.data)["server_name"] == "api.example.com"
+    assert json.loads(forwarded.data) == {
+        "method": "GET",
+        "path": "/f",
+        "host": "files.example.com",
+        "tls": False,
+        "server_name": None,
+    }
+
+
+def test_stop_is_prompt_with_idle_and_silent_connections() -> None:
+    origin = LocalOrigin().start()
+    ca_file, port = origin.ca_file, origin.port
+    assert os.path.exists(ca_file)
+    idle = socket.create_connection(origin.address, timeout=5)  # never sends a byte
+    keep_alive = socket.create_connection(origin.address, timeout=5)
+    keep_alive.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert keep_alive.recv(65536).startswith(b"HTTP/1.1 200")
+    started = time.monotonic()
+    origin.stop()
+    assert time.monotonic() - started < 1.0
+    assert not os.path.exists(ca_file)
+    assert not [t for t in threading.enumerate() if t.name.startswith(f"LocalOrigin-accept:{port}")]
+    idle.close()
+    keep_alive.close()
+    origin.stop()  # idempotent
+    with pytest.raises(RuntimeError, match="runs once"):
+        origin.start()
+    with pytest.raises(RuntimeError, match="only while"):
+        _ = origin.ca_file
