@@ -20,7 +20,7 @@ from carto_proxy._cli_common import (
 )
 from carto_proxy._config import build
 from carto_proxy._diagnostics import Diagnostic, Severity, check
-from carto_proxy._portability import Finding, lint, tool_names
+from carto_proxy._portability import TOOLS, Finding, lint, tool_names
 from carto_proxy.exceptions import ConfigError
 
 __all__ = ["register", "run"]
@@ -140,7 +140,8 @@ def _print(
     for f in findings:
         about = f"{f.variable} entry {f.entry!r}" if f.entry is not None else f.variable
         emit(f"  {f.code}  {f.severity.value:<7}  {about}")
-        _details(f.message, f.fix, tools=tool_names(f.tools))
+        tools = "every client" if set(f.tools) == set(TOOLS) else tool_names(f.tools)
+        _details(f.message, f.fix, tools=tools)
     emit()
     emit(_summary(diagnostics, findings, strict=strict))
 

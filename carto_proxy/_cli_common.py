@@ -102,7 +102,11 @@ class Source:
         for error in errors:
             if error.variable not in _TRUST_VARIABLES:
                 raise error
-            emit(f"note: ignored for routing: {error}", stream=sys.stderr)
+            shown = "" if error.value is None else f" {error.value!r}"
+            emit(
+                f"note: {error.variable}{shown} {error.problem}; routing does not need it",
+                stream=sys.stderr,
+            )
         return config
 
 

@@ -20,6 +20,7 @@ from carto_proxy._cli_common import (
     emit_json,
     route_json,
     table,
+    wrap,
 )
 from carto_proxy._egress import EgressList, EgressRoute, load_egress, route_egress, squid_acl
 
@@ -114,13 +115,20 @@ def _json(version: str, lists: Sequence[EgressList], routes: Sequence[EgressRout
             }
             for egress in lists
         ],
-        "proxy_must_allow": _unique(r.domain.entry for r in routes if r.allow_on == "proxy"),
-        "firewall_must_allow": _unique(r.domain.entry for r in routes if r.allow_on == "firewall"),
+        "proxy_must_allow": _allowed(routes, "proxy"),
+        "firewall_must_allow": _allowed(routes, "firewall"),
     }
 
 
-def _unique(entries: Any) -> list[str]:
-    return list(dict.fromkeys(entries))
+def _allowed(routes: Sequence[EgressRoute], where: str) -> list[str]:
+    """The distinct domains allowed on *where*, wildcards written ``*.domain``."""
+    return list(
+        dict.fromkeys(
+            f"*.{r.domain.domain}" if r.domain.wildcard else r.domain.domain
+            for r in routes
+            if r.allow_on == where
+        )
+    )
 
 
 def _print(version: str, lists: Sequence[EgressList], routes: Sequence[EgressRoute]) -> None:
@@ -129,7 +137,8 @@ def _print(version: str, lists: Sequence[EgressList], routes: Sequence[EgressRou
         emit(f"  source: {egress.source}")
         rows = [
             (
-                item.feature if item.required else f"{item.feature} (optional)",
+                item.feature,
+                "always" if item.required else "optional",
                 item.domain.entry,
                 item.route.action.value,
                 item.route.rule.value,
@@ -138,14 +147,16 @@ def _print(version: str, lists: Sequence[EgressList], routes: Sequence[EgressRou
             for item in routes
             if item.list == egress.name
         ]
-        for line in table(("FEATURE", "DOMAIN", "ROUTE", "RULE", "ALLOW ON"), rows, "  "):
+        headers = ("FEATURE", "NEEDED", "DOMAIN", "ROUTE", "RULE", "ALLOW ON")
+        for line in table(headers, rows, "  "):
             emit(line)
         emit()
-    proxy = _unique(r.domain.entry for r in routes if r.allow_on == "proxy")
-    firewall = _unique(r.domain.entry for r in routes if r.allow_on == "firewall")
-    emit(f"The proxy must allow ({len(proxy)}): {', '.join(proxy) or 'nothing'}")
-    emit(
+    proxy, firewall = _allowed(routes, "proxy"), _allowed(routes, "firewall")
+    for text in (
+        f"The proxy must allow ({len(proxy)}): {', '.join(proxy) or 'nothing'}.",
         f"The firewall must allow direct egress to ({len(firewall)}): "
-        f"{', '.join(firewall) or 'nothing'}"
-    )
-    emit("Wildcard entries are routed as a subdomain of their domain.")
+        f"{', '.join(firewall) or 'nothing'}.",
+        "Wildcard entries are routed as a subdomain of their domain (*.x as any-subdomain.x).",
+    ):
+        for line in wrap(text, ""):
+            emit(line)
