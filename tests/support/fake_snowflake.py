@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import re
 import socket
 import ssl
@@ -127,11 +126,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:
         return False  # a name: sockets connect to addresses, so this is unexpected
-
-
-def isolated_network() -> bool:
-    """Return whether this process sees no network interface but loopback (``unshare -n``)."""
-    try:
-        return {entry.name for entry in os.scandir("/sys/class/net")} <= {"lo"}
-    except OSError:
-        return False
