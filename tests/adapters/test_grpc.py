@@ -273,21 +273,34 @@ def test_https_proxy_is_bypassed_for_grpc(
     assert_not_proxied(squid, squid_log, "localhost", server.tls_port)
 
 
+HOSTILE_TO_A_PROXIED_CHANNEL = {
+    "no_proxy-star": {"no_proxy": "*", "no_grpc_proxy": "*", "NO_PROXY": "*"},
+    "no_proxy-localhost": {"no_proxy": "localhost", "no_grpc_proxy": "localhost,127.0.0.1"},
+    "grpc_proxy-https": {"grpc_proxy": "https://localhost:9", "https_proxy": "https://localhost:9"},
+    "grpc_proxy-dead": {"grpc_proxy": DEAD_PROXY, "http_proxy": DEAD_PROXY},
+}
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("no_proxy", ["*", "localhost", "localhost,127.0.0.1"])
-def test_hostile_no_proxy_in_the_environment_does_not_unproxy_the_channel(
+@pytest.mark.parametrize("hostile", HOSTILE_TO_A_PROXIED_CHANNEL)
+@pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "tls"])
+def test_hostile_environment_does_not_change_a_proxied_channel(
     monkeypatch: pytest.MonkeyPatch,
+    pki: PKI,
     squid: Squid,
     squid_log: SquidLog,
     server: GrpcServer,
-    no_proxy: str,
+    hostile: str,
+    tls: bool,
 ) -> None:
-    for name in ("no_proxy", "no_grpc_proxy", "NO_PROXY"):
-        monkeypatch.setenv(name, no_proxy)
-    config = config_of(grpc_proxy=squid.http_url)
-    with adapter.insecure_channel(config, f"localhost:{server.port}") as channel:
+    for name, value in HOSTILE_TO_A_PROXIED_CHANNEL[hostile].items():
+        monkeypatch.setenv(name, value)
+    config = config_of(grpc_proxy=squid.http_url, NODE_EXTRA_CA_CERTS=str(pki.origin_ca_path))
+    port = server.tls_port if tls else server.port
+    make = adapter.secure_channel if tls else adapter.insecure_channel
+    with make(config, f"localhost:{port}") as channel:
         assert health_check(channel) == SERVING
-    assert squid_log.wait_for_host("localhost", method="CONNECT").port == server.port
+    assert squid_log.wait_for_host("localhost", method="CONNECT").port == port
 
 
 @pytest.mark.integration
