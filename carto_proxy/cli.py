@@ -12,6 +12,8 @@ target that cannot be parsed).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -73,6 +75,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return EXIT_FINDINGS
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`carto-proxy egress | head`): stop quietly, as the Python docs
+        # advise, pointing stdout at devnull so the flush at exit cannot fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FINDINGS
     return status
 
 

@@ -573,3 +573,23 @@ def test_python_m_carto_proxy(argv: list[str], code: int) -> None:
 def test_python_m_carto_proxy_reads_the_process_environment() -> None:
     result = run_subprocess("route", "--json", "auth.carto.com", environ=HTTP_PROXY)
     assert json.loads(result.stdout)[0]["proxy"] == "http://my-proxy:3128"
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    with subprocess.Popen(
+        # ~150 kB: more than a pipe holds, so the writer is still writing when the reader quits
+        [sys.executable, "-m", "carto_proxy", "route", "--json"]
+        + [f"https://host{i}.example" for i in range(500)],
+        env=env | HTTP_PROXY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.readline()
+        process.stdout.close()  # like `| head -1`
+        errors = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 1
+    assert "Traceback" not in errors
+    assert "BrokenPipeError" not in errors

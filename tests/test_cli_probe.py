@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -262,3 +263,27 @@ def test_probe_as_a_subprocess(origins: Origins, pki: PKI) -> None:
     (item,) = json.loads(result.stdout)["results"]
     assert item["result"] == "reachable"
     assert item["route"]["rule"] == "no_proxy_configured"
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    squid: Squid,
+    origins: Origins,
+    pki: PKI,
+) -> None:
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    hosts = f"{API_HOST}:{origins.https.port},{DENIED_HOST}:{origins.https.port}"
+    code = main(["probe", "--host", hosts], environ=through(squid.http_url, pki.bundle_path))
+    assert code == 1
+    progress = terminal.getvalue()
+    assert "\rprobing: 1/2 done" in progress
+    assert "\rprobing: 2/2 done" in progress
+    assert progress.endswith("\r")  # the line is wiped before the table is printed
+    assert "probing:" not in capsys.readouterr().out
