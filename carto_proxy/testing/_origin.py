@@ -9,13 +9,14 @@ this origin; any other connection gets plain HTTP. So a connector test can send
     with LocalOrigin() as origin, RecordingProxy(upstreams=origin.upstreams("api.example.com")):
         ...  # trust origin.ca_file (NODE_EXTRA_CA_CERTS) and send requests
 
-Every request is answered ``200`` with a JSON echo of what was received, and recorded.
+Every request is recorded and answered with what :meth:`LocalOrigin.reply` set for its path,
+or else ``200`` with a JSON echo of what was received.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import json as _json  # reply() has a json= argument
 import os
 import selectors
 import shutil
@@ -24,7 +25,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
@@ -63,6 +64,13 @@ class OriginRequest:
     client: tuple[str, int]
 
 
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: LocalOrigin  # type: ignore[assignment]
@@ -89,21 +97,23 @@ class _Handler(BaseHTTPRequestHandler):
             client=(str(self.client_address[0]), int(self.client_address[1])),
         )
         self.server.record(request)
-        payload = json.dumps(
-            {
+        canned = self.server.reply_for(request.path)
+        if canned is None:
+            echo = {
                 "method": request.method,
                 "path": request.path,
                 "host": request.host,
                 "tls": request.tls,
                 "server_name": request.server_name,
             }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
+            canned = _Reply(200, _json.dumps(echo).encode(), {"Content-Type": "application/json"})
+        self.send_response(canned.status)
+        for name, value in canned.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(canned.body)))
         self.end_headers()
         if send_body:
-            self.wfile.write(payload)
+            self.wfile.write(canned.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # tests read origin.requests instead
@@ -135,6 +145,7 @@ class LocalOrigin:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._requests: list[OriginRequest] = []
+        self._replies: dict[str, _Reply] = {}
         self._sockets: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._stopping = threading.Event()
@@ -272,9 +283,41 @@ class LocalOrigin:
             return list(self._requests)
 
     def clear(self) -> None:
-        """Forget the requests recorded so far."""
+        """Forget the requests recorded so far and every :meth:`reply` set."""
         with self._lock:
             self._requests.clear()
+            self._replies.clear()
+
+    def reply(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        json: object = None,
+        body: bytes | str = b"",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Answer requests for ``path`` (query string ignored), whatever the host, like this.
+
+        Args:
+            path: the path to answer, e.g. ``"/v1/geocode"``.
+            status: the status to answer with.
+            json: a value to send as JSON (``Content-Type: application/json``); wins over body.
+            body: the body to send otherwise.
+            headers: more response headers (``Location`` for a redirect...).
+        """
+        sent = dict(headers or {})
+        if json is not None:
+            body = _json.dumps(json)
+            sent.setdefault("Content-Type", "application/json")
+        data = body.encode() if isinstance(body, str) else body
+        with self._lock:
+            self._replies[path] = _Reply(status, data, sent)
+
+    def reply_for(self, target: str) -> _Reply | None:
+        """Return the reply set for a request target's path, if any."""
+        with self._lock:
+            return self._replies.get(target.partition("?")[0])
 
     def record(self, request: OriginRequest) -> None:
         """Record one answered request (called by the request handler)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import doctest
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,13 +16,9 @@ from carto_proxy.testing import _direct as direct_module
 
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
-    """A loopback listener that accepts one connection in the background."""
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted = threading.Thread(target=lambda: server.accept()[0].close(), daemon=True)
-    accepted.start()
-    yield server
-    server.close()
-    accepted.join(timeout=5)
+    """A loopback listener: connections complete in its backlog, nobody needs to accept()."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server
 
 
 def test_mapped_name_resolves_with_its_port(listener: socket.socket) -> None:

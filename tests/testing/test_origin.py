@@ -137,3 +137,22 @@ def test_stop_is_prompt_with_idle_and_silent_connections() -> None:
         origin.start()
     with pytest.raises(RuntimeError, match="only while"):
         _ = origin.ca_file
+
+
+def test_replies_per_path_until_cleared(origin: LocalOrigin, trusting: ssl.SSLContext) -> None:
+    origin.reply("/v1/geocode", json={"lat": 40.4, "lon": -3.7})
+    origin.reply("/old", status=301, headers={"Location": "/new"})
+    origin.reply("/text", status=503, body="down for maintenance")
+    with urllib3.PoolManager(ssl_context=trusting) as pool:
+        geocode = pool.request("GET", f"{origin.url}v1/geocode?q=Madrid", retries=False)
+        moved = pool.request("GET", f"{origin.url}old", retries=False, redirect=False)
+        text = pool.request("GET", f"{origin.url}text", retries=False)
+        echo = pool.request("GET", f"{origin.url}v1/other", retries=False)
+        origin.clear()
+        after = pool.request("GET", f"{origin.url}v1/geocode", retries=False)
+    assert (geocode.status, json.loads(geocode.data)) == (200, {"lat": 40.4, "lon": -3.7})
+    assert geocode.headers["Content-Type"] == "application/json"
+    assert (moved.status, moved.headers["Location"]) == (301, "/new")
+    assert (text.status, text.data) == (503, b"down for maintenance")
+    assert json.loads(echo.data)["path"] == "/v1/other"
+    assert json.loads(after.data)["path"] == "/v1/geocode"  # the reply went with clear()
