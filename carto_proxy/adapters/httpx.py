@@ -1,0 +1,379 @@
+"""httpx clients whose every request is routed by carto_proxy.
+
+:func:`client` and :func:`async_client` build an ``httpx.Client`` / ``httpx.AsyncClient`` on a
+routing transport (:func:`transport`, :func:`async_transport`). For each request the transport
+asks :meth:`ProxyConfig.route <carto_proxy.ProxyConfig.route>` and sends the request through a
+pooled direct transport or through the pooled transport of the chosen proxy (one per proxy URL),
+so connections and CONNECT tunnels are reused.
+
+httpx's own proxy handling is never used: it does not read NO_PROXY the way CARTO does (no CIDR,
+``.example.com`` skips the apex, ``*.example.com`` matches nothing, an IPv6 entry makes
+``Client()`` raise) and ``proxy=`` ignores NO_PROXY altogether. ``trust_env`` is off, so
+``HTTP(S)_PROXY``, ``SSL_CERT_FILE`` and ``.netrc`` are not read behind the configuration's back.
+
+TLS: origins are verified with :meth:`ProxyConfig.ssl_context` (certifi plus
+``NODE_EXTRA_CA_CERTS``); the hop to an ``https://`` proxy uses
+:meth:`ProxyConfig.proxy_ssl_context`, which skips verification only when
+``NODE_TLS_REJECT_UNAUTHORIZED=0``. httpx ignores ``verify=`` for the proxy hop, hence the
+explicit ``httpx.Proxy(ssl_context=...)``.
+
+>>> from carto_proxy import ProxyConfig
+>>> from carto_proxy.adapters import httpx as carto_httpx
+>>> config = ProxyConfig.from_env(environ={"https_proxy": "http://proxy.internal:3128"})
+>>> with carto_httpx.client(config, timeout=10) as http:
+...     http.trust_env
+False
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from carto_proxy._config import ProxyConfig
+from carto_proxy._proxy_url import ProxyURL
+from carto_proxy._routing import Route
+from carto_proxy.adapters._common import decide, import_extra, refuse_arguments, resolve_config
+from carto_proxy.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = import_extra("httpx", "httpx")
+
+__all__ = [
+    "AsyncRoutingTransport",
+    "RoutingTransport",
+    "async_client",
+    "async_transport",
+    "client",
+    "transport",
+]
+
+_T = TypeVar("_T")
+
+_DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's
+
+_ROUTING_FIX = (
+    "remove it: carto_proxy routes every request from the ProxyConfig "
+    "(HTTP_PROXY, HTTPS_PROXY, NO_PROXY); change the configuration instead"
+)
+_TRUST_FIX = (
+    "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs "
+    "in NODE_EXTRA_CA_CERTS, or pass verify=config.ssl_context() after adjusting it "
+    "(e.g. load_cert_chain() for a client certificate)"
+)
+_CERT_FIX = (
+    "pass verify=ctx where ctx = config.ssl_context() and ctx.load_cert_chain(...) "
+    "(httpx 0.28 deprecates cert=)"
+)
+
+
+class _Inner(Generic[_T]):
+    """The inner transports of a routing transport: one direct, one per proxy URL."""
+
+    def __init__(self, config: ProxyConfig, make: Callable[[ProxyURL | None], _T]) -> None:
+        self.make = make
+        self.direct = make(None)
+        # Every proxy an http(s) request can be routed to is known up front; building their
+        # transports now keeps the request path lock-free.
+        self.proxied: dict[ProxyURL, _T] = {
+            proxy: make(proxy) for proxy in {config.http_proxy, config.https_proxy} if proxy
+        }
+        self.lock = threading.Lock()
+
+    def pick(self, route: Route) -> _T:
+        if route.proxy is None:
+            return self.direct
+        inner = self.proxied.get(route.proxy)
+        if inner is None:  # not reachable with http(s) URLs; kept for safety
+            with self.lock:
+                inner = self.proxied.get(route.proxy)
+                if inner is None:
+                    inner = self.proxied[route.proxy] = self.make(route.proxy)
+        return inner
+
+    def all(self) -> list[_T]:
+        return [self.direct, *self.proxied.values()]
+
+
+def _origin(url: httpx.URL) -> str:
+    """``scheme://host[:port]`` of *url*: what routing depends on (the path never does).
+
+    Routing on the origin rather than the full URL keeps :meth:`ProxyConfig.route`'s cache
+    small and hot.
+    """
+    return f"{url.scheme}://{url.netloc.decode('ascii')}"
+
+
+def _explain(error: httpx.TransportError, route: Route) -> httpx.TransportError:
+    """The same kind of error, saying which route carto_proxy took and why."""
+    via = f"through the proxy {route.proxy} ({route.variable})" if route.proxy else "directly"
+    text = str(error) or type(error).__name__
+    message = f"{text} [carto_proxy: {route.target} {via}, rule {route.rule}]"
+    return type(error)(message)
+
+
+class RoutingTransport(httpx.BaseTransport):
+    """A transport that routes every request with :meth:`ProxyConfig.route`.
+
+    Build it with :func:`transport`. Direct requests share one pooled ``httpx.HTTPTransport``;
+    proxied requests use one pooled ``httpx.HTTPTransport`` per proxy URL.
+    """
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        make: Callable[[ProxyURL | None], httpx.BaseTransport],
+    ) -> None:
+        self.carto_proxy_config = config
+        self._inner = _Inner(config, make)
+
+    def route(self, request: httpx.Request) -> Route:
+        """Decide how *request* is sent (and report the decision to route observers)."""
+        return decide(self.carto_proxy_config, _origin(request.url))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send *request* through the transport its route selects."""
+        route = self.route(request)
+        try:
+            return self._inner.pick(route).handle_request(request)
+        except httpx.TransportError as error:
+            raise _explain(error, route) from error
+
+    def close(self) -> None:
+        """Close every inner transport and its connections."""
+        for inner in self._inner.all():
+            inner.close()
+
+
+class AsyncRoutingTransport(httpx.AsyncBaseTransport):
+    """The asyncio/trio counterpart of :class:`RoutingTransport`; see :func:`async_transport`."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        make: Callable[[ProxyURL | None], httpx.AsyncBaseTransport],
+    ) -> None:
+        self.carto_proxy_config = config
+        self._inner = _Inner(config, make)
+
+    def route(self, request: httpx.Request) -> Route:
+        """Decide how *request* is sent (and report the decision to route observers)."""
+        return decide(self.carto_proxy_config, _origin(request.url))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send *request* through the transport its route selects."""
+        route = self.route(request)
+        try:
+            return await self._inner.pick(route).handle_async_request(request)
+        except httpx.TransportError as error:
+            raise _explain(error, route) from error
+
+    async def aclose(self) -> None:
+        """Close every inner transport and its connections."""
+        for inner in self._inner.all():
+            await inner.aclose()
+
+
+def transport(
+    config: ProxyConfig | None = None,
+    *,
+    verify: ssl.SSLContext | bool = True,
+    http1: bool = True,
+    http2: bool = False,
+    limits: httpx.Limits = _DEFAULT_LIMITS,
+    retries: int = 0,
+    socket_options: Iterable[Any] | None = None,
+) -> RoutingTransport:
+    """Build a routing transport for ``httpx.Client(transport=...)``.
+
+    Args:
+        config: the proxy configuration; ``None`` reads it from the environment.
+        verify: ``True`` (origins verified with :meth:`ProxyConfig.ssl_context`) or a
+            verifying ``ssl.SSLContext`` to use for origins instead, e.g. one from
+            ``config.ssl_context()`` with a client certificate loaded.
+        http1: as ``httpx.HTTPTransport``.
+        http2: as ``httpx.HTTPTransport`` (needs the ``h2`` package).
+        limits: connection limits of *each* inner transport.
+        retries: connection retries, as ``httpx.HTTPTransport`` (httpx applies them to direct
+            connections only).
+        socket_options: as ``httpx.HTTPTransport``.
+
+    Raises:
+        ConfigError: *verify* would turn origin verification off.
+    """
+    config = resolve_config(config)
+    origin = _origin_context(config, verify, "transport")
+    return _sync_transport(config, origin, http1, http2, limits, retries, socket_options)
+
+
+def _sync_transport(
+    config: ProxyConfig,
+    origin: ssl.SSLContext,
+    http1: bool,
+    http2: bool,
+    limits: httpx.Limits,
+    retries: int,
+    socket_options: Iterable[Any] | None,
+) -> RoutingTransport:
+    options: dict[str, Any] = {
+        "http1": http1,
+        "http2": http2,
+        "limits": limits,
+        "socket_options": socket_options,
+    }
+
+    def make(proxy: ProxyURL | None) -> httpx.BaseTransport:
+        return httpx.HTTPTransport(
+            verify=origin,
+            trust_env=False,
+            proxy=_proxy(config, proxy),
+            retries=retries,
+            **options,
+        )
+
+    return RoutingTransport(config, make)
+
+
+def async_transport(
+    config: ProxyConfig | None = None,
+    *,
+    verify: ssl.SSLContext | bool = True,
+    http1: bool = True,
+    http2: bool = False,
+    limits: httpx.Limits = _DEFAULT_LIMITS,
+    retries: int = 0,
+    socket_options: Iterable[Any] | None = None,
+) -> AsyncRoutingTransport:
+    """Build a routing transport for ``httpx.AsyncClient(transport=...)``.
+
+    The arguments are those of :func:`transport`.
+    """
+    config = resolve_config(config)
+    origin = _origin_context(config, verify, "async_transport")
+    return _async_transport(config, origin, http1, http2, limits, retries, socket_options)
+
+
+def _async_transport(
+    config: ProxyConfig,
+    origin: ssl.SSLContext,
+    http1: bool,
+    http2: bool,
+    limits: httpx.Limits,
+    retries: int,
+    socket_options: Iterable[Any] | None,
+) -> AsyncRoutingTransport:
+    options: dict[str, Any] = {
+        "http1": http1,
+        "http2": http2,
+        "limits": limits,
+        "socket_options": socket_options,
+    }
+
+    def make(proxy: ProxyURL | None) -> httpx.AsyncBaseTransport:
+        return httpx.AsyncHTTPTransport(
+            verify=origin,
+            trust_env=False,
+            proxy=_proxy(config, proxy),
+            retries=retries,
+            **options,
+        )
+
+    return AsyncRoutingTransport(config, make)
+
+
+def client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Client:
+    """Build an ``httpx.Client`` that routes every request, redirects included, by *config*.
+
+    Keyword arguments go to ``httpx.Client`` (``timeout``, ``headers``, ``follow_redirects``,
+    ``event_hooks``, ``base_url``...); ``http1``, ``http2``, ``limits`` and a verifying
+    ``verify=<SSLContext>`` go to the routing transport (:func:`transport`).
+
+    Args:
+        config: the proxy configuration; ``None`` reads it from the environment.
+        **kwargs: ``httpx.Client`` arguments.
+
+    Raises:
+        ConfigError: an argument would bypass the routing or the TLS settings: ``proxy=``,
+            ``mounts=``, ``transport=``, ``trust_env=True``, ``cert=``, or a ``verify=``
+            other than ``True`` or a verifying ``ssl.SSLContext``.
+    """
+    config = resolve_config(config)
+    origin, options = _transport_options(config, kwargs, "client")
+    routing = _sync_transport(config, origin, retries=0, socket_options=None, **options)
+    return httpx.Client(transport=routing, trust_env=False, **kwargs)
+
+
+def async_client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.AsyncClient:
+    """Build an ``httpx.AsyncClient``; the async counterpart of :func:`client`."""
+    config = resolve_config(config)
+    origin, options = _transport_options(config, kwargs, "async_client")
+    routing = _async_transport(config, origin, retries=0, socket_options=None, **options)
+    return httpx.AsyncClient(transport=routing, trust_env=False, **kwargs)
+
+
+def _transport_options(
+    config: ProxyConfig, kwargs: MutableMapping[str, Any], function: str
+) -> tuple[ssl.SSLContext, dict[str, Any]]:
+    """Refuse what would defeat the routing; return the origin context and transport options.
+
+    ``verify`` is taken out of *kwargs*; ``http1``, ``http2`` and ``limits`` are copied, and
+    stay for the client too: it only uses them to check that ``h2`` is installed, since it
+    builds no transport of its own.
+    """
+    adapter = f"carto_proxy.adapters.httpx.{function}"
+    refuse_arguments(
+        kwargs,
+        ("proxy", "proxies", "mounts", "transport", "uds"),
+        adapter=adapter,
+        fix=_ROUTING_FIX,
+    )
+    refuse_arguments(kwargs, ("cert",), adapter=adapter, fix=_CERT_FIX)
+    if kwargs.pop("trust_env", False) is not False:
+        raise ConfigError(
+            f"{adapter}(trust_env=True)",
+            None,
+            "httpx would read HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE and .netrc on its own",
+            "remove it: carto_proxy reads the environment once, into the ProxyConfig",
+            code="CP400",
+        )
+    origin = _origin_context(config, kwargs.pop("verify", True), function)
+    options = {
+        "http1": kwargs.get("http1", True),
+        "http2": kwargs.get("http2", False),
+        "limits": kwargs.get("limits", _DEFAULT_LIMITS),
+    }
+    return origin, options
+
+
+def _origin_context(config: ProxyConfig, verify: object, function: str) -> ssl.SSLContext:
+    if verify is True:
+        return config.ssl_context()
+    if (
+        isinstance(verify, ssl.SSLContext)
+        and verify.verify_mode == ssl.CERT_REQUIRED
+        and verify.check_hostname
+    ):
+        return verify
+    raise ConfigError(
+        f"carto_proxy.adapters.httpx.{function}(verify=...)",
+        None,
+        "only verify=True or a verifying ssl.SSLContext is accepted; origin certificates are "
+        "always verified (NODE_TLS_REJECT_UNAUTHORIZED=0 only concerns the proxy's own "
+        "certificate)",
+        _TRUST_FIX,
+        code="CP400",
+    )
+
+
+def _proxy(config: ProxyConfig, proxy: ProxyURL | None) -> httpx.Proxy | None:
+    if proxy is None:
+        return None
+    # httpcore refuses a proxy ssl_context for http:// proxies ("The proxy_ssl_context argument
+    # is not allowed for the http scheme"), and for https:// ones httpx ignores verify=:
+    # encode/httpx#1434, #1189.
+    context = config.proxy_ssl_context() if proxy.is_tls else None
+    return httpx.Proxy(str(proxy), ssl_context=context)

@@ -1,0 +1,244 @@
+"""carto_proxy.adapters.urllib3: unit tests (no network) and the shared Squid integration cases."""
+
+from __future__ import annotations
+
+import importlib
+import ssl
+import sys
+from typing import Any
+
+import pytest
+import urllib3
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carto_proxy import Action, ConfigError, MissingExtraError, ProxyConfig, Route
+from carto_proxy._observers import observe
+from carto_proxy.adapters.urllib3 import (
+    RoutingPoolManager,
+    _origin_of,
+    _parse_origin,
+    pool_manager,
+)
+from tests.adapters.http_cases import (
+    HOSTILE_ENVIRON,
+    TIMEOUT,
+    Driver,
+    Fetcher,
+    HTTPAdapterCases,
+    Reply,
+)
+
+CONFIG = ProxyConfig.from_env(
+    environ={
+        "HTTP_PROXY": "http://plain-only.test:8080",
+        "HTTPS_PROXY": "http://proxy.test:3128",
+        "NO_PROXY": "direct.test,10.0.0.0/8",
+    }
+)
+
+
+def tls_config(reject: str = "1") -> ProxyConfig:
+    return ProxyConfig.from_env(
+        environ={
+            "HTTP_PROXY": "https://tls-proxy.test:3129",
+            "HTTPS_PROXY": "https://tls-proxy.test:3129",
+            "NODE_TLS_REJECT_UNAUTHORIZED": reject,
+        }
+    )
+
+
+# -- unit tests -----------------------------------------------------------------------------------
+
+
+def test_is_a_pool_manager() -> None:
+    manager = pool_manager(CONFIG)
+    assert isinstance(manager, urllib3.PoolManager)
+    assert isinstance(manager, RoutingPoolManager)
+    assert manager.proxy is None  # the router itself is no ProxyManager
+
+
+@pytest.mark.parametrize(
+    ("url", "proxy", "pool_host"),
+    [
+        # https targets: a pool to the origin, tunnelled through the proxy.
+        ("https://api.carto.com/v3", "http://proxy.test:3128", "api.carto.com"),
+        # http targets: the pool to the proxy itself, which forwards absolute URLs.
+        ("http://api.carto.com/v3", "http://plain-only.test:8080", "plain-only.test"),
+        ("https://direct.test/x", None, "direct.test"),
+        ("https://a.direct.test:8443/x", None, "a.direct.test"),
+        ("http://10.9.8.7/x", None, "10.9.8.7"),
+    ],
+)
+def test_each_url_follows_the_config_not_the_environment(
+    monkeypatch: pytest.MonkeyPatch, url: str, proxy: str | None, pool_host: str
+) -> None:
+    for name, value in HOSTILE_ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    pool = pool_manager(CONFIG).connection_from_url(url)
+    assert (None if pool.proxy is None else pool.proxy.url) == proxy
+    assert pool.host == pool_host
+
+
+def test_proxy_managers_are_one_per_proxy_url() -> None:
+    config = ProxyConfig.from_env(
+        environ={"HTTP_PROXY": "http://p.test:3128", "HTTPS_PROXY": "http://p.test:3128"}
+    )
+    manager = pool_manager(config)
+    tunnel = manager.connection_from_url("https://a.test")
+    forward = manager.connection_from_url("http://a.test")
+    assert tunnel.proxy == forward.proxy
+    assert tunnel is manager.connection_from_url("https://a.test/other/path")
+    assert len(manager._proxied) == 1
+
+
+@pytest.mark.parametrize("reject", ["1", "0"])
+def test_proxy_hop_and_origin_are_verified_separately(reject: str) -> None:
+    pool = pool_manager(tls_config(reject)).connection_from_url("https://api.carto.com")
+    hop = pool.proxy_config.ssl_context
+    origin = pool.conn_kw["ssl_context"]
+    assert hop.verify_mode == (ssl.CERT_REQUIRED if reject == "1" else ssl.CERT_NONE)
+    # Origins are verified whatever NODE_TLS_REJECT_UNAUTHORIZED says.
+    assert (origin.verify_mode, origin.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert origin is not hop
+
+
+def test_plain_proxy_gets_no_proxy_context() -> None:
+    pool = pool_manager(CONFIG).connection_from_url("https://api.carto.com")
+    assert pool.proxy_config.ssl_context is None
+
+
+def test_user_pool_arguments_pass_through() -> None:
+    context = CONFIG.ssl_context()
+    manager = pool_manager(
+        CONFIG, num_pools=3, headers={"X-Test": "1"}, maxsize=4, ssl_context=context
+    )
+    pool = manager.connection_from_url("https://api.carto.com")
+    assert (pool.pool.maxsize, pool.conn_kw["ssl_context"]) == (4, context)
+    assert manager.headers == {"X-Test": "1"}
+
+
+@pytest.mark.parametrize(
+    "argument",
+    [
+        {"proxy_url": "http://other:3128"},
+        {"proxy_headers": {"Proxy-Authorization": "Basic eDp5"}},
+        {"proxy_ssl_context": ssl.create_default_context()},
+        {"use_forwarding_for_https": True},
+        {"_proxy": "http://other:3128"},
+        {"ca_certs": "/etc/ssl/certs/ca-certificates.crt"},
+        {"ca_cert_dir": "/etc/ssl/certs"},
+        {"cert_reqs": "CERT_NONE"},
+        {"cert_reqs": ssl.CERT_NONE},
+        {"assert_hostname": False},
+        {"ssl_context": ssl._create_unverified_context()},
+    ],
+    ids=lambda argument: f"{next(iter(argument))}",
+)
+def test_refuses_arguments_that_defeat_the_routing(argument: dict[str, Any]) -> None:
+    name = next(iter(argument))
+    with pytest.raises(ConfigError, match=rf"\({name}=") as refused:
+        pool_manager(CONFIG, **argument)
+    assert refused.value.code == "CP400"
+
+
+def test_connection_from_host_is_routed() -> None:
+    routes: list[Route] = []
+    with observe(routes.append):
+        pool = pool_manager(CONFIG).connection_from_host("direct.test", 443, "https")
+    assert pool.proxy is None
+    assert [(route.action, route.target.authority) for route in routes] == [
+        (Action.DIRECT, "direct.test:443")
+    ]
+
+
+def test_urls_without_a_scheme_are_routed_as_http() -> None:
+    # urllib3 sends them as http (with a FutureWarning); the route must agree.
+    assert pool_manager(CONFIG).route("api.carto.com/x").proxy is CONFIG.http_proxy
+
+
+URLS = st.builds(
+    "".join,
+    st.tuples(
+        st.sampled_from(["http", "https", "HTTPS", "ws", "x+y", "1http", "h.t", ""]),
+        st.sampled_from(["://", ":/", "//", ":", ""]),
+        st.sampled_from(["", "user@", "u:pw@", "@", "a@b@"]),
+        st.text(alphabet="aZ.-_[]:019%\\@ /?#", max_size=12),
+        st.text(alphabet="/?#\\@:.a", max_size=6),
+    ),
+)
+
+
+@given(URLS)
+def test_the_cached_origin_is_what_urllib3_parses(url: str) -> None:
+    # The fast path must never route a different host than urllib3 connects to.
+    def outcome(parse: Any) -> object:
+        try:
+            return parse(url)
+        except ValueError as error:  # LocationParseError
+            return type(error)
+
+    assert outcome(_origin_of) == outcome(_parse_origin)
+
+
+def test_clear_empties_every_inner_manager() -> None:
+    manager = pool_manager(CONFIG)
+    for url in ("https://api.carto.com", "http://api.carto.com", "https://direct.test"):
+        manager.connection_from_url(url)
+    manager.clear()
+    assert len(manager._direct.pools) == 0
+    assert all(len(inner.pools) == 0 for inner in manager._proxied.values())
+
+
+def test_old_urllib3_is_refused_with_an_https_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before urllib3 2.8 the origin's cert_reqs leaked into the proxy hop (urllib3#3472).
+    monkeypatch.setattr(urllib3, "__version__", "2.7.0")
+    with pytest.raises(ConfigError, match=r"urllib3>=2\.8") as refused:
+        pool_manager(tls_config())
+    assert (refused.value.variable, refused.value.code) == ("HTTPS_PROXY", "CP401")
+    pool_manager(CONFIG)  # an http:// proxy is fine with any urllib3 2.x
+
+
+def test_config_none_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://from-env.test:3128")
+    pool = pool_manager().connection_from_url("https://carto.com")
+    assert pool.proxy is not None
+    assert pool.proxy.url == "http://from-env.test:3128"
+
+
+def test_missing_urllib3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "urllib3", None)
+    monkeypatch.delitem(sys.modules, "carto_proxy.adapters.urllib3")
+    with pytest.raises(MissingExtraError, match=r"pip install 'carto-proxy\[urllib3\]'"):
+        importlib.import_module("carto_proxy.adapters.urllib3")
+
+
+# -- integration: the shared Squid cases ----------------------------------------------------------
+
+
+class _Fetcher(Fetcher):
+    def __init__(self, config: ProxyConfig, timeout: float) -> None:
+        self.manager = pool_manager(config, timeout=urllib3.Timeout(connect=timeout, read=timeout))
+
+    def get(self, url: str) -> Reply:
+        response = self.manager.request("GET", url)
+        return Reply(response.status, response.json())
+
+    def close(self) -> None:
+        self.manager.clear()
+
+
+class Urllib3Driver(Driver):
+    name = "urllib3"
+    error = urllib3.exceptions.HTTPError
+    attempts = 4  # PoolManager's default Retry(3)
+    warns_unverified_proxy = True
+
+    def open(self, config: ProxyConfig, *, timeout: float = TIMEOUT) -> Fetcher:
+        return _Fetcher(config, timeout)
+
+
+class TestUrllib3ThroughSquid(HTTPAdapterCases):
+    @pytest.fixture
+    def driver(self) -> Driver:
+        return Urllib3Driver()
