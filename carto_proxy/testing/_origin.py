@@ -92,12 +92,12 @@ class _Handler(BaseHTTPRequestHandler):
             path=self.path,
             host=self.headers.get("Host"),
             tls=tls,
-            server_name=self.server.server_name_of(self.request) if tls else None,
+            server_name=self.server._server_name_of(self.request) if tls else None,
             body=body,
             client=(str(self.client_address[0]), int(self.client_address[1])),
         )
-        self.server.record(request)
-        canned = self.server.reply_for(request.path)
+        self.server._record(request)
+        canned = self.server._reply_for(request.path)
         if canned is None:
             echo = {
                 "method": request.method,
@@ -314,18 +314,18 @@ class LocalOrigin:
         with self._lock:
             self._replies[path] = _Reply(status, data, sent)
 
-    def reply_for(self, target: str) -> _Reply | None:
+    def _reply_for(self, target: str) -> _Reply | None:
         """Return the reply set for a request target's path, if any."""
         with self._lock:
             return self._replies.get(target.partition("?")[0])
 
-    def record(self, request: OriginRequest) -> None:
+    def _record(self, request: OriginRequest) -> None:
         """Record one answered request (called by the request handler)."""
         with self._cond:
             self._requests.append(request)
             self._cond.notify_all()
 
-    def server_name_of(self, sock: ssl.SSLSocket) -> str | None:
+    def _server_name_of(self, sock: ssl.SSLSocket) -> str | None:
         """Return the SNI name a TLS connection asked for."""
         with self._lock:
             return self._names.get(id(sock))
@@ -399,7 +399,7 @@ class LocalOrigin:
                     self._sockets.discard(conn)
                     self._sockets.add(sock)
             if first:
-                # The handler only reads record() and server_name_of() from its "server".
+                # The handler calls only _record, _reply_for and _server_name_of on its "server".
                 _Handler(sock, client, self)  # type: ignore[arg-type]
         except (OSError, ValueError):
             pass  # the client went away, refused the certificate or timed out
