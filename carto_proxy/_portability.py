@@ -100,6 +100,8 @@ def lint(config: ProxyConfig) -> list[Finding]:
 def _shown_name(sources: _env.Sources | None, name: str) -> str:
     if sources is None:
         return name
+    if sources.from_helm and name == "NO_PROXY":
+        return "externalProxy.excludedDomains"  # where the entries were written
     return sources.get(name).source or name
 
 

@@ -211,6 +211,11 @@ def test_helm_values_without_cluster_exclusion_get_the_kubernetes_hint(tmp_path:
     assert "169.254.169.254" in metadata[0].message
 
 
+def test_helm_entries_are_reported_under_excluded_domains(tmp_path: Path) -> None:
+    (finding,) = [f for f in lint(helm(tmp_path, "*.snowflakecomputing.com")) if f.code == "CP501"]
+    assert finding.variable == "externalProxy.excludedDomains"
+
+
 def test_helm_values_as_carto_documents_them_only_get_the_gke_hint(tmp_path: Path) -> None:
     found = lint(helm(tmp_path, "localhost,.svc.cluster.local"))
     assert {f.code for f in found if f.code.startswith("CP53")} == {"CP531"}
