@@ -96,6 +96,9 @@ class _Request:
 class _Servers:
     http: tuple[str, int]
     grpc: tuple[str, int]
+    answered: Callable[[], int]  # requests the stand-ins answered so far
+    # Why a client that resolves names outside Python dialled a stand-in by address.
+    by_address: list[str] = field(default_factory=list)
 
 
 def _httpx(url: str) -> Callable[[Any, ProxyConfig, _Servers], str]:
@@ -136,6 +139,10 @@ def _grpc_ping(adapter: Any, config: ProxyConfig, servers: _Servers) -> str:
         # gRPC resolves names in C, out of reach of the demo's resolver: dial the stand-in's
         # address in place of the name (as LoopbackNames does for Python clients), keeping the
         # name for TLS and the adapter's channel arguments (its own proxy lookup off).
+        servers.by_address.append(
+            "gRPC resolves names in C, out of reach of the demo's resolver: it dialled the "
+            "stand-in's address, with the name kept for TLS."
+        )
         names = [("grpc.ssl_target_name_override", STORAGE_API), ("grpc.default_authority", target)]
         _, options = adapter.dial(config, target, names, tls=True)
         ip, port = servers.grpc
@@ -162,15 +169,34 @@ def _bigquery(adapter: Any, config: ProxyConfig, servers: _Servers) -> str:
 
 
 def _snowflake(adapter: Any, config: ProxyConfig, servers: _Servers) -> str:
-    connection = adapter.connect(
-        config,
-        account="xy12345",
-        host=SNOWFLAKE,
-        user="demo",
-        password="demo",  # the stand-in accepts anything
-        login_timeout=_TIMEOUT,
-        network_timeout=_TIMEOUT,
-    )
+    params: dict[str, Any] = {
+        "account": "xy12345",
+        "host": SNOWFLAKE,
+        "user": "demo",
+        "password": "demo",  # the stand-in accepts anything
+        "login_timeout": int(_TIMEOUT),
+    }
+    if adapter.driver_major() >= 5:
+        # 5.x deprecates network_timeout and warns unless the logout behaviour is explicit.
+        params.update(
+            request_timeout=int(_TIMEOUT), enable_server_session_keep_alive_auto_detection=False
+        )
+        route = config.route(f"https://{SNOWFLAKE}", warehouse="snowflake")
+        if route.action is Action.DIRECT:
+            # The 5.x driver resolves names in Rust, out of reach of the demo's resolver: take
+            # the adapter's parameters for the name, then dial the stand-in's address.
+            servers.by_address.append(
+                "The 5.x driver resolves names in Rust, out of reach of the demo's resolver: it "
+                "dialled the stand-in's address, with the parameters the adapter gave for the name."
+            )
+            params = adapter.connect_kwargs(config, **params)
+            params.update(host=servers.http[0], port=servers.http[1])
+            connection = adapter.snowflake_connector.connect(**params)
+            connection.close()
+            return "logged in"
+    else:
+        params.update(network_timeout=_TIMEOUT)
+    connection = adapter.connect(config, **params)
     connection.close()
     return "logged in"
 
@@ -284,9 +310,15 @@ def run(args: argparse.Namespace, source: Source) -> int:
         stack.enter_context(_environment_set_aside())
         http = stack.enter_context(HttpStandIn(ca))
         grpc_address = ("127.0.0.1", 0)
+        grpc_stand_in = None
         if grpc_module is not None:
-            grpc_address = stack.enter_context(GrpcStandIn(ca, grpc_module)).address
-        servers = _Servers(http=http.address, grpc=grpc_address)
+            grpc_stand_in = stack.enter_context(GrpcStandIn(ca, grpc_module))
+            grpc_address = grpc_stand_in.address
+
+        def answered() -> int:
+            return len(http.requests) + (len(grpc_stand_in.requests) if grpc_stand_in else 0)
+
+        servers = _Servers(http=http.address, grpc=grpc_address, answered=answered)
         guard = stack.enter_context(LoopbackNames(dict.fromkeys(HTTP_NAMES, http.address)))
         for name, environ in scenarios:
             results.append(_run_scenario(name, environ, ca, servers, available, guard, workdir))
@@ -464,7 +496,9 @@ def _send(
     route = config.route(request.target, protocol=request.protocol)
     host = route.target.host
     before = {scheme: len(proxy.records) for scheme, proxy in proxies.items()}
+    answered = servers.answered()
     guard.clear()
+    servers.by_address.clear()
     try:
         result = request.send(adapter, config, servers)
         ok = True
@@ -477,8 +511,9 @@ def _send(
         for record in proxy.records[before[scheme] :]:
             if record.host == host:
                 saw.append(f"{record.method} {_record_target(record)}")
+    note = servers.by_address[0] if servers.by_address else None
     went_direct = guard.went_direct(host) or (
-        request.adapter == "grpc" and route.action is Action.DIRECT and ok
+        note is not None and not saw and servers.answered() > answered
     )
     outcome = _Outcome(
         adapter=request.adapter,
@@ -488,12 +523,8 @@ def _send(
         ok=ok,
         proxy_saw=saw,
         went_direct=went_direct,
+        note=note,
     )
-    if request.adapter == "grpc" and route.action is Action.DIRECT:
-        outcome.note = (
-            "gRPC resolves names in C, out of reach of the demo's resolver: it dialled the "
-            "stand-in's address, with the name kept for TLS."
-        )
     if route.action is Action.PROXY:
         outcome.expected = ok and bool(saw) and not went_direct
     else:
