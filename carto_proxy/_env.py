@@ -84,7 +84,16 @@ def read_env_file(path: str | os.PathLike[str]) -> Sources:
     from dotenv import dotenv_values  # core dependency, but only this path needs it
 
     _require_file(path, ".env file")
-    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        parsed = dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            ".env file",
+            os.fspath(path),
+            f"cannot be read as UTF-8 text ({error.__class__.__name__})",
+            "give the path of a docker-compose style .env file",
+        ) from None
+    values = {k: v for k, v in parsed.items() if v is not None}
     return read_environ(values, origin=f".env file {os.fspath(path)}")
 
 

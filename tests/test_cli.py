@@ -593,3 +593,12 @@ def test_a_reader_that_goes_away_gets_no_traceback() -> None:
         assert process.wait(timeout=60) == 1
     assert "Traceback" not in errors
     assert "BrokenPipeError" not in errors
+
+
+def test_check_on_a_binary_file_reports_it_without_a_traceback(cli: Any, tmp_path: Path) -> None:
+    binary = tmp_path / "binary.env"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xff\xfe")
+    result = cli("check", "--env-file", str(binary))
+    assert result.code == 1
+    assert "UTF-8" in result.out
+    assert "Traceback" not in result.out + result.err

@@ -156,3 +156,13 @@ def test_helm_errors_name_the_key(tmp_path: Path, yaml_text: str, variable: str)
     with pytest.raises(ConfigError) as caught:
         ProxyConfig.from_helm_values(values)
     assert caught.value.variable == variable
+
+
+def test_env_file_that_is_not_text_is_a_config_error(tmp_path: Path) -> None:
+    # Found through `carto-proxy check --env-file /bin/ls`: dotenv's UnicodeDecodeError escaped.
+    binary = tmp_path / "binary.env"
+    binary.write_bytes(b"HTTPS_PROXY=http://p:3128\n\xd0\x00\xff\xfe\n")
+    with pytest.raises(ConfigError) as caught:
+        ProxyConfig.from_env_file(binary)
+    assert caught.value.variable == ".env file"
+    assert "UTF-8" in caught.value.problem
