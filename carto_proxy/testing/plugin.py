@@ -35,9 +35,9 @@ The marker::
                              block_direct=True)
 
 A test whose proxy needs upstreams gets a proxy of its own, started and stopped around it
-(about a millisecond, plus about 70 ms for a TLS proxy's certificates); others share the
+(under a millisecond; a few for a TLS proxy, whose CA is made for it); others share the
 session's. This module imports only pytest and carto_proxy's core: the servers are imported
-when a fixture first needs them, so loading the plugin costs nothing in other test runs.
+when a fixture first needs them, so loading the plugin costs about 4 ms in other test runs.
 """
 
 from __future__ import annotations
