@@ -11,7 +11,11 @@ nox.options.sessions = ["tests", "lint", "mypy", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 TEST_DEPS = [
-    "pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "respx>=0.22", "trustme>=1.1",
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "respx>=0.22",
+    "trustme>=1.1",
     "pyarrow",  # the BigQuery Storage stand-in answers in Arrow
 ]
 # The Snowflake adapter supports two driver lines that behave differently behind a proxy:
@@ -54,8 +58,14 @@ def core(session: nox.Session) -> None:
     """Run the core's tests with no optional dependency installed (extras stay optional)."""
     session.install("-e", ".", *TEST_DEPS)
     session.run(
-        "pytest", "-p", "no:carto_proxy", "tests/test_routing.py", "tests/test_no_proxy.py",
-        "tests/test_target.py", "tests/test_import.py", *session.posargs,
+        "pytest",
+        "-p",
+        "no:carto_proxy",
+        "tests/test_routing.py",
+        "tests/test_no_proxy.py",
+        "tests/test_target.py",
+        "tests/test_import.py",
+        *session.posargs,
     )
 
 
@@ -64,6 +74,7 @@ def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff>=0.8")
     session.run("ruff", "check", "carto_proxy", "tests", "bench", "noxfile.py")
+    session.run("ruff", "format", "--check", "carto_proxy", "tests", "bench", "noxfile.py")
 
 
 @nox.session

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 pytest_plugins = ["tests.support.conftest_plugin"]
 
 # Every variable any client library reads for proxies or trust, in both cases.
 PROXY_VARIABLES = (
-    "HTTP_PROXY", "HTTPS_PROXY", "GRPC_PROXY", "NO_PROXY", "NO_GRPC_PROXY", "ALL_PROXY",
-    "FTP_PROXY", "SOCKS_PROXY",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "GRPC_PROXY",
+    "NO_PROXY",
+    "NO_GRPC_PROXY",
+    "ALL_PROXY",
+    "FTP_PROXY",
+    "SOCKS_PROXY",
 )
 OTHER_VARIABLES = (
-    "NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED", "REQUEST_METHOD", "SSL_CERT_FILE",
-    "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "NODE_EXTRA_CA_CERTS",
+    "NODE_TLS_REJECT_UNAUTHORIZED",
+    "REQUEST_METHOD",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
 )
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remove every proxy and trust variable for the duration of a test."""
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
@@ -29,4 +39,3 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     # Snowflake drivers probe cloud metadata servers at login unless told not to.
     monkeypatch.setenv("SNOWFLAKE_DISABLE_PLATFORM_DETECTION", "true")
-    yield
