@@ -376,16 +376,16 @@ def _adapters() -> tuple[dict[str, Any], dict[str, str]]:
 @contextlib.contextmanager
 def _environment_set_aside() -> Iterator[None]:
     """Set the process's proxy variables aside, and keep Snowflake off cloud metadata."""
-    saved = dict(os.environ)
-    for name in _SET_ASIDE:
-        os.environ.pop(name, None)
-        os.environ.pop(name.lower(), None)
+    names = [*_SET_ASIDE, *(name.lower() for name in _SET_ASIDE)]
+    names.append("SNOWFLAKE_DISABLE_PLATFORM_DETECTION")
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
     # Snowflake drivers probe 169.254.169.254 and metadata.google.internal at login.
     os.environ["SNOWFLAKE_DISABLE_PLATFORM_DETECTION"] = "true"
     try:
         yield
     finally:
-        os.environ.clear()
+        for name in names:
+            os.environ.pop(name, None)
         os.environ.update(saved)
 
 
