@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-__all__ = ["LABEL", "IPAddress", "as_ip", "normalize_name"]
+__all__ = ["LABEL", "IPAddress", "as_ip", "format_authority", "normalize_name"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -48,3 +48,8 @@ def as_ip(text: str) -> IPAddress | None:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+def format_authority(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

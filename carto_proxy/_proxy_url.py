@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ._hosts import as_ip, normalize_name
+from ._hosts import as_ip, format_authority, normalize_name
 from .exceptions import ConfigError
 
 __all__ = ["ParsedProxy", "ProxyURL", "parse_proxy", "redact"]
@@ -31,8 +31,7 @@ class ProxyURL:
     @property
     def authority(self) -> str:
         """``host:port``, with IPv6 hosts in brackets."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return format_authority(self.host, self.port)
 
     @property
     def is_tls(self) -> bool:

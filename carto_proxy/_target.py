@@ -6,7 +6,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from ._hosts import IPAddress, as_ip, normalize_name
+from ._hosts import IPAddress, as_ip, format_authority, normalize_name
 from ._proxy_url import redact
 from ._warehouses import Warehouse
 from .exceptions import TargetError
@@ -37,8 +37,7 @@ class Target:
     @property
     def authority(self) -> str:
         """``host:port``, with IPv6 hosts in brackets."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return format_authority(self.host, self.port)
 
     def __str__(self) -> str:
         return f"{self.protocol.value}://{self.authority}"
