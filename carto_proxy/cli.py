@@ -61,13 +61,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     )
     try:
         status: int = args.run(args, source)
-    except UsageError as error:
-        _fail(args.command, str(error))
-        return EXIT_USAGE
-    except TargetError as error:
-        _fail(args.command, str(error))
-        return EXIT_USAGE
-    except MissingExtraError as error:
+    except (UsageError, TargetError, MissingExtraError) as error:
         _fail(args.command, str(error))
         return EXIT_USAGE
     except ConfigError as error:
