@@ -13,6 +13,7 @@ from typing import Any
 from carto_proxy._cli_common import (
     EXIT_FINDINGS,
     EXIT_OK,
+    AddCommand,
     Source,
     emit,
     emit_json,
@@ -26,14 +27,11 @@ from carto_proxy.exceptions import ConfigError
 __all__ = ["register", "run"]
 
 
-def register(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(add: AddCommand) -> None:
     """Add the ``check`` command."""
-    parser = commands.add_parser(
+    parser = add(
         "check",
-        parents=[common],
+        run,
         help="report mistakes and portability problems in the configuration",
         description="Report every diagnostic (CP1xx-CP3xx) and portability finding (CP5xx). "
         "Exit 1 on errors; with --strict, also on warnings and warning-level portability "
@@ -42,7 +40,6 @@ def register(
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 on warnings too, not only on errors"
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, source: Source) -> int:

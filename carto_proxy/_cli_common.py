@@ -6,16 +6,17 @@ command can print a secret even by quoting a value the core did not redact.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from carto_proxy import _env
 from carto_proxy._config import ProxyConfig, build
@@ -26,6 +27,7 @@ __all__ = [
     "EXIT_FINDINGS",
     "EXIT_OK",
     "EXIT_USAGE",
+    "AddCommand",
     "Source",
     "UsageError",
     "emit",
@@ -108,6 +110,23 @@ class Source:
                 stream=sys.stderr,
             )
         return config
+
+
+class AddCommand(Protocol):
+    """Add a ``carto-proxy`` command, with the options every command shares.
+
+    ``main`` calls *run* with the parsed arguments and the configuration source, and exits
+    with what it returns. Each command module's ``register`` receives one of these.
+    """
+
+    def __call__(
+        self,
+        name: str,
+        run: Callable[[argparse.Namespace, Source], int],
+        *,
+        help: str,
+        description: str,
+    ) -> argparse.ArgumentParser: ...
 
 
 def scrub(text: str) -> str:

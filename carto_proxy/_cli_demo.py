@@ -31,6 +31,7 @@ from typing import Any
 from carto_proxy._cli_common import (
     EXIT_FINDINGS,
     EXIT_OK,
+    AddCommand,
     Source,
     emit,
     emit_json,
@@ -62,14 +63,11 @@ _SET_ASIDE = (*_PROXY_VARIABLES, "NO_PROXY", "NO_GRPC_PROXY", "ALL_PROXY")
 _TIMEOUT = 5.0
 
 
-def register(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(add: AddCommand) -> None:
     """Add the ``demo`` command."""
-    parser = commands.add_parser(
+    add(
         "demo",
-        parents=[common],
+        run,
         help="run requests through every installed adapter against a local recording proxy",
         description="Load CARTO's example .env files (or --env-file/--helm-values), point them "
         "at a local recording proxy and local stand-ins for CARTO's services, send requests "
@@ -77,7 +75,6 @@ def register(
         "went direct, and why. Loopback only: no DNS, no network. Needs the 'testing' extra "
         "(trustme).",
     )
-    parser.set_defaults(run=run)
 
 
 # --- what the demo sends -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 
 from carto_proxy._cli_common import (
     EXIT_OK,
+    AddCommand,
     Source,
     UsageError,
     emit,
@@ -27,14 +28,11 @@ from carto_proxy._egress import EgressList, EgressRoute, load_egress, route_egre
 __all__ = ["register", "run"]
 
 
-def register(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(add: AddCommand) -> None:
     """Add the ``egress`` command."""
-    parser = commands.add_parser(
+    parser = add(
         "egress",
-        parents=[common],
+        run,
         help="list CARTO's egress domains: what the proxy and the firewall must allow",
         description="Route every domain of CARTO's egress lists (shipped as versioned data) "
         "under the configuration: what the proxy must allow, and what the firewall must "
@@ -53,7 +51,6 @@ def register(
         default="table",
         help="'squid': a Squid ACL snippet allowing exactly the proxied domains",
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, source: Source) -> int:

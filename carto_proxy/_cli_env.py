@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from carto_proxy import _tls
-from carto_proxy._cli_common import EXIT_OK, Source, UsageError, emit, emit_json
+from carto_proxy._cli_common import EXIT_OK, AddCommand, Source, UsageError, emit, emit_json
 from carto_proxy._config import ProxyConfig
 from carto_proxy._no_proxy import NoProxy
 from carto_proxy._proxy_url import ProxyURL, parse_proxy
@@ -36,14 +36,11 @@ _CLUSTER_EXCLUSION = ".svc.cluster.local"
 _PLAIN = re.compile(r"[A-Za-z0-9_./-]+")
 
 
-def register(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(add: AddCommand) -> None:
     """Add the ``env`` command."""
-    parser = commands.add_parser(
+    parser = add(
         "env",
-        parents=[common],
+        run,
         help="write the .env block (or Helm values) for a proxy",
         description="Write CARTO's .env block for --proxy URL (or convert the configuration "
         "source), both cases, as CARTO's page shows it; --format helm writes the "
@@ -74,7 +71,6 @@ def register(
         help="warehouses in use, e.g. snowflake,bigquery: adds the exclusions they need",
     )
     parser.add_argument("--format", choices=("env", "helm"), default="env")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, source: Source) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 from carto_proxy._cli_common import (
     EXIT_FINDINGS,
     EXIT_OK,
+    AddCommand,
     Source,
     UsageError,
     emit,
@@ -44,14 +45,11 @@ _MAX_HEAD = 65536
 _RESULTS = ("reachable", "refused", "tls_failure", "timeout", "connect_failed", "protocol_error")
 
 
-def register(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(add: AddCommand) -> None:
     """Add the ``probe`` command."""
-    parser = commands.add_parser(
+    parser = add(
         "probe",
-        parents=[common],
+        run,
         help="test real connectivity to each egress domain along its route",
         description="For each CARTO egress domain (or --host), follow its route: CONNECT "
         "through the proxy or connect directly, then a TLS handshake. Exit 1 if any host "
@@ -87,7 +85,6 @@ def register(
         metavar="N",
         help="hosts probed at the same time (default: 8)",
     )
-    parser.set_defaults(run=run)
 
 
 @dataclass(slots=True, kw_only=True)

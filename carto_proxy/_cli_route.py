@@ -11,6 +11,7 @@ import sys
 from carto_proxy._cli_common import (
     EXIT_OK,
     EXIT_USAGE,
+    AddCommand,
     Source,
     emit,
     emit_json,
@@ -26,14 +27,11 @@ from carto_proxy.exceptions import TargetError
 __all__ = ["register", "run"]
 
 
-def register(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(add: AddCommand) -> None:
     """Add the ``route`` command."""
-    parser = commands.add_parser(
+    parser = add(
         "route",
-        parents=[common],
+        run,
         help="show how each target is reached: through the proxy or direct, and why",
         description="Route each TARGET (URL, host[:port], gRPC target or warehouse DSN) under "
         "the configuration and explain the decision. Exit 2 if a target cannot be parsed.",
@@ -49,7 +47,6 @@ def register(
         choices=[w.value for w in Warehouse],
         help="the warehouse the targets belong to, when their host names do not say",
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, source: Source) -> int:

@@ -15,7 +15,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from carto_proxy import (
     _cli_check,
@@ -102,6 +102,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(
+        name: str,
+        run: Callable[[argparse.Namespace, Source], int],
+        *,
+        help: str,
+        description: str,
+    ) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, parents=[common], help=help, description=description)
+        command.set_defaults(run=run)  # what main() calls
+        return command
+
     for module in _COMMANDS:
-        module.register(commands, common)
+        module.register(add)
     return parser
