@@ -1,21 +1,32 @@
-"""What every adapter shares: routing a request, importing its library, refusing arguments
-that would defeat the routing."""
+"""What every adapter shares: routing a request, holding one inner client per route, importing
+its library, refusing arguments that would defeat the routing."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from carto_proxy._config import ProxyConfig
 from carto_proxy._observers import notify
+from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
 from carto_proxy._target import Protocol
 from carto_proxy._warehouses import Warehouse
 from carto_proxy.exceptions import ConfigError, MissingExtraError
 
-__all__ = ["decide", "import_extra", "refuse_arguments", "resolve_config"]
+__all__ = [
+    "InnerClients",
+    "decide",
+    "import_extra",
+    "refusal",
+    "refuse_arguments",
+    "resolve_config",
+]
+
+_C = TypeVar("_C")
 
 
 def resolve_config(config: ProxyConfig | None) -> ProxyConfig:
@@ -36,6 +47,41 @@ def decide(
     return route
 
 
+class InnerClients(Generic[_C]):
+    """The inner clients of a router: one for direct routes, one per proxy URL.
+
+    Args:
+        config: the configuration whose proxies are known up front.
+        make: builds the client of a route's proxy (``None``: the direct client).
+    """
+
+    def __init__(self, config: ProxyConfig, make: Callable[[ProxyURL | None], _C]) -> None:
+        self._make = make
+        self.direct = make(None)
+        # Every proxy an http(s) request can be routed to is known up front; building their
+        # clients now keeps the request path lock-free.
+        self.proxied: dict[ProxyURL, _C] = {
+            proxy: make(proxy) for proxy in {config.http_proxy, config.https_proxy} if proxy
+        }
+        self._lock = threading.Lock()
+
+    def pick(self, route: Route) -> _C:
+        """Return the client *route* selects."""
+        if route.proxy is None:
+            return self.direct
+        inner = self.proxied.get(route.proxy)
+        if inner is None:  # not reachable with http(s) URLs; kept for safety
+            with self._lock:
+                inner = self.proxied.get(route.proxy)
+                if inner is None:
+                    inner = self.proxied[route.proxy] = self._make(route.proxy)
+        return inner
+
+    def all(self) -> list[_C]:
+        """Every client built so far, the direct one first."""
+        return [self.direct, *self.proxied.values()]
+
+
 def import_extra(module: str, extra: str) -> ModuleType:
     """Import *module*, or raise :class:`MissingExtraError` naming the extra to install."""
     try:
@@ -54,10 +100,16 @@ def refuse_arguments(
     """
     for name in names:
         if name in given:
-            raise ConfigError(
+            raise refusal(
                 f"{adapter}({name}=...)",
-                None,
                 "this argument would bypass carto_proxy's routing or TLS settings",
                 fix,
-                code="CP400",
             )
+
+
+def refusal(argument: str, problem: str, fix: str) -> ConfigError:
+    """The error (CP400) for *argument*, a caller's setting that carto_proxy will not honour.
+
+    The value is never shown: it may hold a credential or a private path.
+    """
+    return ConfigError(argument, None, problem, fix, code="CP400")

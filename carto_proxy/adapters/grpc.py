@@ -29,8 +29,7 @@ from typing import Any
 from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Action, Route
 from carto_proxy._target import Protocol
-from carto_proxy.adapters._common import decide, import_extra, resolve_config
-from carto_proxy.exceptions import ConfigError
+from carto_proxy.adapters._common import decide, import_extra, refusal, resolve_config
 
 grpc = import_extra("grpc", "grpc")
 
@@ -146,13 +145,11 @@ def dial(
     given = list(options)
     for name, _ in given:
         if name in _REFUSED_OPTIONS:
-            raise ConfigError(
+            raise refusal(
                 f"options[{name!r}]",
-                None,
                 "this channel argument would bypass carto_proxy's routing",
                 "remove it; carto_proxy sets the proxy from the configuration "
                 "(use ProxyConfig / NO_PROXY to change the route)",
-                code="CP400",
             )
     route = _route(resolve_config(config), target)
     if route is None or route.action is Action.DIRECT or route.proxy is None:

@@ -28,15 +28,20 @@ False
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from carto_proxy._config import ProxyConfig
 from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
-from carto_proxy.adapters._common import decide, import_extra, refuse_arguments, resolve_config
-from carto_proxy.exceptions import ConfigError
+from carto_proxy.adapters._common import (
+    InnerClients,
+    decide,
+    import_extra,
+    refusal,
+    refuse_arguments,
+    resolve_config,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -71,34 +76,6 @@ _CERT_FIX = (
 )
 
 
-class _Inner(Generic[_T]):
-    """The inner transports of a routing transport: one direct, one per proxy URL."""
-
-    def __init__(self, config: ProxyConfig, make: Callable[[ProxyURL | None], _T]) -> None:
-        self.make = make
-        self.direct = make(None)
-        # Every proxy an http(s) request can be routed to is known up front; building their
-        # transports now keeps the request path lock-free.
-        self.proxied: dict[ProxyURL, _T] = {
-            proxy: make(proxy) for proxy in {config.http_proxy, config.https_proxy} if proxy
-        }
-        self.lock = threading.Lock()
-
-    def pick(self, route: Route) -> _T:
-        if route.proxy is None:
-            return self.direct
-        inner = self.proxied.get(route.proxy)
-        if inner is None:  # not reachable with http(s) URLs; kept for safety
-            with self.lock:
-                inner = self.proxied.get(route.proxy)
-                if inner is None:
-                    inner = self.proxied[route.proxy] = self.make(route.proxy)
-        return inner
-
-    def all(self) -> list[_T]:
-        return [self.direct, *self.proxied.values()]
-
-
 def _origin(url: httpx.URL) -> str:
     """``scheme://host[:port]`` of *url*: what routing depends on (the path never does).
 
@@ -116,24 +93,27 @@ def _explain(error: httpx.TransportError, route: Route) -> httpx.TransportError:
     return type(error)(message)
 
 
-class RoutingTransport(httpx.BaseTransport):
+class _Router(Generic[_T]):
+    """What the sync and async routing transports share: the decision and the inner transports.
+
+    Only the I/O differs between the two, as in httpx itself.
+    """
+
+    def __init__(self, config: ProxyConfig, make: Callable[[ProxyURL | None], _T]) -> None:
+        self.carto_proxy_config = config
+        self._inner = InnerClients(config, make)
+
+    def route(self, request: httpx.Request) -> Route:
+        """Decide how *request* is sent (and report the decision to route observers)."""
+        return decide(self.carto_proxy_config, _origin(request.url))
+
+
+class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
     """A transport that routes every request with :meth:`ProxyConfig.route`.
 
     Build it with :func:`transport`. Direct requests share one pooled ``httpx.HTTPTransport``;
     proxied requests use one pooled ``httpx.HTTPTransport`` per proxy URL.
     """
-
-    def __init__(
-        self,
-        config: ProxyConfig,
-        make: Callable[[ProxyURL | None], httpx.BaseTransport],
-    ) -> None:
-        self.carto_proxy_config = config
-        self._inner = _Inner(config, make)
-
-    def route(self, request: httpx.Request) -> Route:
-        """Decide how *request* is sent (and report the decision to route observers)."""
-        return decide(self.carto_proxy_config, _origin(request.url))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the transport its route selects."""
@@ -149,20 +129,8 @@ class RoutingTransport(httpx.BaseTransport):
             inner.close()
 
 
-class AsyncRoutingTransport(httpx.AsyncBaseTransport):
+class AsyncRoutingTransport(_Router[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport):
     """The asyncio/trio counterpart of :class:`RoutingTransport`; see :func:`async_transport`."""
-
-    def __init__(
-        self,
-        config: ProxyConfig,
-        make: Callable[[ProxyURL | None], httpx.AsyncBaseTransport],
-    ) -> None:
-        self.carto_proxy_config = config
-        self._inner = _Inner(config, make)
-
-    def route(self, request: httpx.Request) -> Route:
-        """Decide how *request* is sent (and report the decision to route observers)."""
-        return decide(self.carto_proxy_config, _origin(request.url))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the transport its route selects."""
@@ -206,35 +174,16 @@ def transport(
         ConfigError: *verify* would turn origin verification off.
     """
     config = resolve_config(config)
-    origin = _origin_context(config, verify, "transport")
-    return _sync_transport(config, origin, http1, http2, limits, retries, socket_options)
-
-
-def _sync_transport(
-    config: ProxyConfig,
-    origin: ssl.SSLContext,
-    http1: bool,
-    http2: bool,
-    limits: httpx.Limits,
-    retries: int,
-    socket_options: Iterable[Any] | None,
-) -> RoutingTransport:
-    options: dict[str, Any] = {
-        "http1": http1,
-        "http2": http2,
-        "limits": limits,
-        "socket_options": socket_options,
-    }
-
-    def make(proxy: ProxyURL | None) -> httpx.BaseTransport:
-        return httpx.HTTPTransport(
-            verify=origin,
-            trust_env=False,
-            proxy=_proxy(config, proxy),
-            retries=retries,
-            **options,
-        )
-
+    make = _inner_transports(
+        httpx.HTTPTransport,
+        config,
+        _origin_context(config, verify, "transport"),
+        http1=http1,
+        http2=http2,
+        limits=limits,
+        retries=retries,
+        socket_options=socket_options,
+    )
     return RoutingTransport(config, make)
 
 
@@ -253,36 +202,33 @@ def async_transport(
     The arguments are those of :func:`transport`.
     """
     config = resolve_config(config)
-    origin = _origin_context(config, verify, "async_transport")
-    return _async_transport(config, origin, http1, http2, limits, retries, socket_options)
+    make = _inner_transports(
+        httpx.AsyncHTTPTransport,
+        config,
+        _origin_context(config, verify, "async_transport"),
+        http1=http1,
+        http2=http2,
+        limits=limits,
+        retries=retries,
+        socket_options=socket_options,
+    )
+    return AsyncRoutingTransport(config, make)
 
 
-def _async_transport(
-    config: ProxyConfig,
-    origin: ssl.SSLContext,
-    http1: bool,
-    http2: bool,
-    limits: httpx.Limits,
-    retries: int,
-    socket_options: Iterable[Any] | None,
-) -> AsyncRoutingTransport:
-    options: dict[str, Any] = {
-        "http1": http1,
-        "http2": http2,
-        "limits": limits,
-        "socket_options": socket_options,
-    }
+def _inner_transports(
+    transport_class: Callable[..., _T], config: ProxyConfig, origin: ssl.SSLContext, **options: Any
+) -> Callable[[ProxyURL | None], _T]:
+    """How a routing transport builds the inner transport of a route's proxy (or of none).
 
-    def make(proxy: ProxyURL | None) -> httpx.AsyncBaseTransport:
-        return httpx.AsyncHTTPTransport(
-            verify=origin,
-            trust_env=False,
-            proxy=_proxy(config, proxy),
-            retries=retries,
-            **options,
+    httpx's own proxy and environment handling stay off: the route has been decided already.
+    """
+
+    def make(proxy: ProxyURL | None) -> _T:
+        return transport_class(
+            verify=origin, trust_env=False, proxy=_proxy(config, proxy), **options
         )
 
-    return AsyncRoutingTransport(config, make)
+    return make
 
 
 def client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Client:
@@ -303,16 +249,18 @@ def client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Client:
     """
     config = resolve_config(config)
     origin, options = _transport_options(config, kwargs, "client")
-    routing = _sync_transport(config, origin, retries=0, socket_options=None, **options)
-    return httpx.Client(transport=routing, trust_env=False, **kwargs)
+    make = _inner_transports(httpx.HTTPTransport, config, origin, **options)
+    return httpx.Client(transport=RoutingTransport(config, make), trust_env=False, **kwargs)
 
 
 def async_client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.AsyncClient:
     """Build an ``httpx.AsyncClient``; the async counterpart of :func:`client`."""
     config = resolve_config(config)
     origin, options = _transport_options(config, kwargs, "async_client")
-    routing = _async_transport(config, origin, retries=0, socket_options=None, **options)
-    return httpx.AsyncClient(transport=routing, trust_env=False, **kwargs)
+    make = _inner_transports(httpx.AsyncHTTPTransport, config, origin, **options)
+    return httpx.AsyncClient(
+        transport=AsyncRoutingTransport(config, make), trust_env=False, **kwargs
+    )
 
 
 def _transport_options(
@@ -333,12 +281,10 @@ def _transport_options(
     )
     refuse_arguments(kwargs, ("cert",), adapter=adapter, fix=_CERT_FIX)
     if kwargs.pop("trust_env", False) is not False:
-        raise ConfigError(
+        raise refusal(
             f"{adapter}(trust_env=True)",
-            None,
             "httpx would read HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE and .netrc on its own",
             "remove it: carto_proxy reads the environment once, into the ProxyConfig",
-            code="CP400",
         )
     origin = _origin_context(config, kwargs.pop("verify", True), function)
     options = {
@@ -358,14 +304,12 @@ def _origin_context(config: ProxyConfig, verify: object, function: str) -> ssl.S
         and verify.check_hostname
     ):
         return verify
-    raise ConfigError(
+    raise refusal(
         f"carto_proxy.adapters.httpx.{function}(verify=...)",
-        None,
         "only verify=True or a verifying ssl.SSLContext is accepted; origin certificates are "
         "always verified (NODE_TLS_REJECT_UNAUTHORIZED=0 only concerns the proxy's own "
         "certificate)",
         _TRUST_FIX,
-        code="CP400",
     )
 
 

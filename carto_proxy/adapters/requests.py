@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Route
-from carto_proxy.adapters._common import decide, import_extra, resolve_config
-from carto_proxy.exceptions import ConfigError
+from carto_proxy.adapters._common import decide, import_extra, refusal, resolve_config
 
 if TYPE_CHECKING:
     import requests
@@ -140,12 +139,10 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
         """
         if verify is not True and verify is not None:
             shown = "False" if verify is False else "<CA bundle path>"
-            raise ConfigError(
+            raise refusal(
                 f"carto_proxy.adapters.requests.RoutingAdapter.send(verify={shown})",
-                None,
                 "this would replace the origin verification carto_proxy configures",
                 _TRUST_FIX,
-                code="CP400",
             )
         route = self.route(request)
         # A Proxy-Authorization header can only come from credentials in the ignored
@@ -182,13 +179,11 @@ def mount(
     """
     for prefix in session.adapters:
         if prefix.lower().startswith(_SCHEMES) and prefix.lower() not in _SCHEMES:
-            raise ConfigError(
+            raise refusal(
                 f"requests.Session.adapters[{prefix!r}]",
-                None,
                 "requests prefers this adapter to the routing one for matching URLs, so "
                 "carto_proxy would not route them",
                 "mount carto_proxy's adapter on a session without prefix-specific adapters",
-                code="CP400",
             )
     adapter = RoutingAdapter(config, **adapter_options)
     for prefix in _SCHEMES:

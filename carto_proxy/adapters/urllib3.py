@@ -28,14 +28,20 @@ from __future__ import annotations
 import functools
 import re
 import ssl
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from carto_proxy._config import ProxyConfig
 from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
-from carto_proxy.adapters._common import decide, import_extra, refuse_arguments, resolve_config
+from carto_proxy.adapters._common import (
+    InnerClients,
+    decide,
+    import_extra,
+    refusal,
+    refuse_arguments,
+    resolve_config,
+)
 from carto_proxy.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -138,29 +144,15 @@ class RoutingPoolManager(urllib3.PoolManager):
             "headers": headers,
             **connection_pool_kw,
         }
-        self._lock = threading.Lock()
-        self._direct = _DirectManager(self, **self._options)
-        # Every proxy an http(s) request can be routed to is known up front.
-        self._proxied: dict[ProxyURL, _ProxyManager] = {
-            proxy: self._proxy_manager(proxy)
-            for proxy in {config.http_proxy, config.https_proxy}
-            if proxy
-        }
+        self._inner: InnerClients[_DirectManager | _ProxyManager] = InnerClients(
+            config, self._inner_manager
+        )
 
-    def _proxy_manager(self, proxy: ProxyURL) -> _ProxyManager:
+    def _inner_manager(self, proxy: ProxyURL | None) -> _DirectManager | _ProxyManager:
+        if proxy is None:
+            return _DirectManager(self, **self._options)
         context = self.carto_proxy_config.proxy_ssl_context() if proxy.is_tls else None
         return _ProxyManager(self, str(proxy), proxy_ssl_context=context, **self._options)
-
-    def _manager(self, route: Route) -> _DirectManager | _ProxyManager:
-        if route.proxy is None:
-            return self._direct
-        manager = self._proxied.get(route.proxy)
-        if manager is None:  # not reachable with http(s) URLs; kept for safety
-            with self._lock:
-                manager = self._proxied.get(route.proxy)
-                if manager is None:
-                    manager = self._proxied[route.proxy] = self._proxy_manager(route.proxy)
-        return manager
 
     def route(self, url: str) -> Route:
         """Decide how *url* is reached (and report the decision to route observers)."""
@@ -173,7 +165,7 @@ class RoutingPoolManager(urllib3.PoolManager):
 
         Same as ``PoolManager.urlopen``; every redirect hop is routed again.
         """
-        return self._manager(self.route(url)).send(method, url, redirect, **kw)
+        return self._inner.pick(self.route(url)).send(method, url, redirect, **kw)
 
     def connection_from_host(
         self,
@@ -190,13 +182,12 @@ class RoutingPoolManager(urllib3.PoolManager):
         scheme = (scheme or "http").lower()
         netloc = f"[{host}]" if host and ":" in host and not host.startswith("[") else host
         authority = netloc if port is None else f"{netloc}:{port}"
-        manager = self._manager(self.route(f"{scheme}://{authority}"))
+        manager = self._inner.pick(self.route(f"{scheme}://{authority}"))
         return manager.connection_from_host(host, port, scheme, pool_kwargs=pool_kwargs)
 
     def clear(self) -> None:
         """Close every pool of every inner manager."""
-        self._direct.clear()
-        for manager in list(self._proxied.values()):
+        for manager in self._inner.all():
             manager.clear()
         super().clear()
 
@@ -288,10 +279,8 @@ def _refuse_unverified(kw: Mapping[str, Any], adapter: str) -> None:
         refused = ("ssl_context", "only a verifying ssl.SSLContext is accepted")
     if refused is not None:
         name, problem = refused
-        raise ConfigError(
+        raise refusal(
             f"{adapter}({name}=...)",
-            None,
             f"{problem} (NODE_TLS_REJECT_UNAUTHORIZED=0 only concerns the proxy's certificate)",
             _TRUST_FIX,
-            code="CP400",
         )

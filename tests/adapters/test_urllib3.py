@@ -89,7 +89,7 @@ def test_proxy_managers_are_one_per_proxy_url() -> None:
     forward = manager.connection_from_url("http://a.test")
     assert tunnel.proxy == forward.proxy
     assert tunnel is manager.connection_from_url("https://a.test/other/path")
-    assert len(manager._proxied) == 1
+    assert len(manager._inner.proxied) == 1
 
 
 @pytest.mark.parametrize("reject", ["1", "0"])
@@ -186,8 +186,8 @@ def test_clear_empties_every_inner_manager() -> None:
     for url in ("https://api.carto.com", "http://api.carto.com", "https://direct.test"):
         manager.connection_from_url(url)
     manager.clear()
-    assert len(manager._direct.pools) == 0
-    assert all(len(inner.pools) == 0 for inner in manager._proxied.values())
+    assert len(manager._inner.direct.pools) == 0
+    assert all(len(inner.pools) == 0 for inner in manager._inner.proxied.values())
 
 
 def test_old_urllib3_is_refused_with_an_https_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
