@@ -16,12 +16,15 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from carto_proxy import _env
 from carto_proxy._config import ProxyConfig, build
 from carto_proxy._routing import Route
 from carto_proxy.exceptions import ConfigError, MissingExtraError
+
+if TYPE_CHECKING:
+    from carto_proxy._egress import EgressData, EgressList
 
 __all__ = [
     "EXIT_FINDINGS",
@@ -30,6 +33,8 @@ __all__ = [
     "AddCommand",
     "Source",
     "UsageError",
+    "add_egress_list_option",
+    "chosen_egress_lists",
     "emit",
     "emit_json",
     "route_json",
@@ -127,6 +132,18 @@ class AddCommand(Protocol):
         help: str,
         description: str,
     ) -> argparse.ArgumentParser: ...
+
+
+def add_egress_list_option(parser: argparse.ArgumentParser, *, help: str) -> None:
+    """Add ``--list``: which of CARTO's egress lists, ``current``, ``legacy`` or ``all``."""
+    parser.add_argument(
+        "--list", dest="lists", choices=("current", "legacy", "all"), default="all", help=help
+    )
+
+
+def chosen_egress_lists(data: EgressData, args: argparse.Namespace) -> tuple[EgressList, ...]:
+    """The lists of *data* that ``--list`` chose."""
+    return data.select(None if args.lists == "all" else [args.lists])
 
 
 def scrub(text: str) -> str:

@@ -17,6 +17,8 @@ from carto_proxy._cli_common import (
     AddCommand,
     Source,
     UsageError,
+    add_egress_list_option,
+    chosen_egress_lists,
     emit,
     emit_json,
     route_json,
@@ -38,13 +40,7 @@ def register(add: AddCommand) -> None:
         "under the configuration: what the proxy must allow, and what the firewall must "
         "allow because it goes direct.",
     )
-    parser.add_argument(
-        "--list",
-        dest="lists",
-        choices=("current", "legacy", "all"),
-        default="all",
-        help="which of CARTO's lists (default: all)",
-    )
+    add_egress_list_option(parser, help="which of CARTO's lists (default: all)")
     parser.add_argument(
         "--format",
         choices=("table", "squid"),
@@ -59,7 +55,7 @@ def run(args: argparse.Namespace, source: Source) -> int:
         raise UsageError("--json and --format squid exclude each other")
     config = source.routing_config()
     data = load_egress()
-    lists = data.select(None if args.lists == "all" else [args.lists])
+    lists = chosen_egress_lists(data, args)
     routes = route_egress(config, lists)
     if args.format == "squid":
         if not config.has_proxy:

@@ -27,6 +27,8 @@ from carto_proxy._cli_common import (
     AddCommand,
     Source,
     UsageError,
+    add_egress_list_option,
+    chosen_egress_lists,
     emit,
     emit_json,
     route_json,
@@ -64,13 +66,7 @@ def register(add: AddCommand) -> None:
         help="probe HOST[:PORT] (or an https:// or grpc:// URL) instead of the egress list; "
         "repeatable, comma-separated",
     )
-    parser.add_argument(
-        "--list",
-        dest="lists",
-        choices=("current", "legacy", "all"),
-        default="all",
-        help="which of CARTO's egress lists to probe (default: all)",
-    )
+    add_egress_list_option(parser, help="which of CARTO's egress lists to probe (default: all)")
     parser.add_argument(
         "--timeout",
         type=float,
@@ -156,7 +152,7 @@ def _targets(args: argparse.Namespace) -> list[tuple[str, str | None]]:
                 raise UsageError(f"--host {host}: probe checks TLS endpoints (https or grpc)")
         return [(host, host) for host in dict.fromkeys(hosts)]
     data = load_egress()
-    lists = data.select(None if args.lists == "all" else [args.lists])
+    lists = chosen_egress_lists(data, args)
     found: dict[str, str | None] = {}
     for egress in lists:
         for group in egress.groups:
