@@ -25,19 +25,20 @@ __all__ = ["DirectGuard"]
 
 _AddrInfo = list[tuple[Any, ...]]
 _DEFAULT_HINT = "map it to a local server with DirectGuard.add(), or use block=False"
-# Names the guard always lets the real resolver answer: they never leave the machine.
+# Names the real resolver may answer unless mapped: they never leave the machine.
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 class DirectGuard:
     """Record, and by default refuse, every host name this process resolves itself.
 
-    IP literals and ``localhost`` always resolve as usual and are not recorded. A name given
-    in ``hosts`` resolves to its address, as a hosts file would; with ``(ip, port)`` the port
-    is replaced too, so ``https://api.example.com/`` can reach a local server listening on
-    any port. Any other name is refused with :class:`socket.gaierror` while ``block`` is true
-    (the default), and resolved for real otherwise. Use it as a context manager; guards nest,
-    innermost first, and must be left in the reverse order they were entered.
+    IP literals always resolve as usual and are not recorded; so does ``localhost``, unless
+    ``hosts`` maps it. A name given in ``hosts`` resolves to its address, as a hosts file
+    would; with ``(ip, port)`` the port is replaced too, so ``https://api.example.com/`` can
+    reach a local server listening on any port. Any other name is refused with
+    :class:`socket.gaierror` while ``block`` is true (the default), and resolved for real
+    otherwise. Use it as a context manager; guards nest, innermost first, and must be left in
+    the reverse order they were entered.
 
     >>> import socket
     >>> with DirectGuard({"db.internal": "127.0.0.1"}) as guard:
@@ -92,7 +93,7 @@ class DirectGuard:
 
     @property
     def resolved(self) -> list[str]:
-        """Names this process looked up (lowercase, IP literals and ``localhost`` left out)."""
+        """Names this process looked up (lowercase; IP literals and unmapped localhost left out)."""
         with self._lock:
             return list(self._resolved)
 
@@ -135,11 +136,13 @@ class DirectGuard:
     def _decide(self, host: str) -> tuple[str, int | None] | None:
         """Return the address to use, ``None`` to resolve as usual, or raise when refused."""
         name = _normalise(host)
-        if name in _LOCAL_NAMES or _is_ip_literal(name):
+        if _is_ip_literal(name):
             return None
         with self._lock:
-            self._resolved.append(name)
             mapped = self._hosts.get(name)
+            if mapped is None and name in _LOCAL_NAMES:
+                return None
+            self._resolved.append(name)
             refused = mapped is None and self._block
             if refused:
                 self._blocked.append(name)
@@ -175,7 +178,8 @@ class DirectGuard:
     def _gethostbyname(self, host: str) -> str:
         assert self._saved is not None
         mapped = self._decide(host)
-        return self._saved[1](host) if mapped is None else mapped[0]
+        # The real function even for a mapped name: it refuses an IPv6 address, as it should.
+        return self._saved[1](host if mapped is None else mapped[0])  # type: ignore[no-any-return]
 
 
 def _normalise(name: str) -> str:
