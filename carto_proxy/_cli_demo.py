@@ -86,7 +86,7 @@ class _Request:
     label: str
     target: str  # what is routed
     protocol: Protocol | None = None
-    send: Callable[[Any, ProxyConfig, _Servers], str]
+    send: _Send
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,7 +98,11 @@ class _Servers:
     by_address: list[str] = field(default_factory=list)
 
 
-def _httpx(url: str) -> Callable[[Any, ProxyConfig, _Servers], str]:
+_Send = Callable[[Any, ProxyConfig, _Servers], str]
+"""Send one request with an adapter module, under a configuration; return what came back."""
+
+
+def _httpx(url: str) -> _Send:
     def send(adapter: Any, config: ProxyConfig, servers: _Servers) -> str:
         with adapter.client(config, timeout=_TIMEOUT) as client:
             return str(client.get(url).status_code)
@@ -106,7 +110,7 @@ def _httpx(url: str) -> Callable[[Any, ProxyConfig, _Servers], str]:
     return send
 
 
-def _urllib3(url: str) -> Callable[[Any, ProxyConfig, _Servers], str]:
+def _urllib3(url: str) -> _Send:
     def send(adapter: Any, config: ProxyConfig, servers: _Servers) -> str:
         manager = adapter.pool_manager(config, timeout=_TIMEOUT, retries=False)
         try:
@@ -117,7 +121,7 @@ def _urllib3(url: str) -> Callable[[Any, ProxyConfig, _Servers], str]:
     return send
 
 
-def _requests(url: str) -> Callable[[Any, ProxyConfig, _Servers], str]:
+def _requests(url: str) -> _Send:
     def send(adapter: Any, config: ProxyConfig, servers: _Servers) -> str:
         with adapter.session(config) as session:
             return str(session.get(url, timeout=_TIMEOUT).status_code)
@@ -198,43 +202,18 @@ def _snowflake(adapter: Any, config: ProxyConfig, servers: _Servers) -> str:
     return "logged in"
 
 
+def _get(adapter: str, url: str, sender: Callable[[str], _Send]) -> _Request:
+    """A GET of *url* with *adapter*: routed, labelled and sent as that URL."""
+    return _Request(adapter=adapter, label=f"GET {url}", target=url, send=sender(url))
+
+
 REQUESTS = (
-    _Request(
-        adapter="httpx",
-        label=f"GET https://{AUTH}/",
-        target=f"https://{AUTH}/",
-        send=_httpx(f"https://{AUTH}/"),
-    ),
-    _Request(
-        adapter="httpx",
-        label=f"GET https://{DROPBOX}/",
-        target=f"https://{DROPBOX}/",
-        send=_httpx(f"https://{DROPBOX}/"),
-    ),
-    _Request(
-        adapter="urllib3",
-        label=f"GET https://{STORAGE}/",
-        target=f"https://{STORAGE}/",
-        send=_urllib3(f"https://{STORAGE}/"),
-    ),
-    _Request(
-        adapter="urllib3",
-        label=f"GET http://{TOOLS}/",
-        target=f"http://{TOOLS}/",
-        send=_urllib3(f"http://{TOOLS}/"),
-    ),
-    _Request(
-        adapter="requests",
-        label=f"GET https://{MAPBOX}/",
-        target=f"https://{MAPBOX}/",
-        send=_requests(f"https://{MAPBOX}/"),
-    ),
-    _Request(
-        adapter="requests",
-        label=f"GET https://{FILESTACK}/",
-        target=f"https://{FILESTACK}/",
-        send=_requests(f"https://{FILESTACK}/"),
-    ),
+    _get("httpx", f"https://{AUTH}/", _httpx),
+    _get("httpx", f"https://{DROPBOX}/", _httpx),
+    _get("urllib3", f"https://{STORAGE}/", _urllib3),
+    _get("urllib3", f"http://{TOOLS}/", _urllib3),
+    _get("requests", f"https://{MAPBOX}/", _requests),
+    _get("requests", f"https://{FILESTACK}/", _requests),
     _Request(
         adapter="grpc",
         label=f"Ping {STORAGE_API}:443",
