@@ -11,7 +11,6 @@ stand-in names resolve to them in this process, and no other name resolve at all
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import socket
 import socketserver
@@ -24,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from carto_proxy.exceptions import MissingExtraError
+from carto_proxy.testing._direct import DirectGuard
 
 __all__ = [
     "GRPC_METHOD",
@@ -39,6 +39,7 @@ _LOOPBACK = "127.0.0.1"
 _TLS_HANDSHAKE = 0x16
 _IDLE = 2.0  # seconds a kept-alive connection may stay idle
 _MAX_BODY = 1024 * 1024
+_NOT_A_STAND_IN = "it is not one of the demo's stand-ins, and the demo does no DNS"
 
 
 class DemoCA:
@@ -288,82 +289,13 @@ class GrpcStandIn:
             return list(self._requests)
 
 
-class LoopbackNames:
-    """Resolve the stand-in names to loopback addresses in this process; refuse every other name.
+class LoopbackNames(DirectGuard):
+    """Resolve the stand-in names to their ``(ip, port)`` in this process; refuse every other name.
 
-    Patches ``socket.getaddrinfo`` and ``socket.gethostbyname``, which ``socket.create_connection``,
-    urllib3, requests and httpx look up at call time; the port is replaced too, so that
-    ``https://www.dropbox.com/`` reaches a stand-in on an ephemeral port. ``localhost`` maps to
-    127.0.0.1 and IP literals pass through, so no lookup ever reaches a resolver. gRPC resolves
-    names in C and is not covered: the demo dials it by address.
+    A :class:`~carto_proxy.testing.DirectGuard` that also maps ``localhost`` to 127.0.0.1, so
+    that no name ever reaches a resolver. gRPC resolves names in C and is not covered: the demo
+    dials it by address.
     """
 
     def __init__(self, names: Mapping[str, tuple[str, int]]) -> None:
-        self._names = {name.lower(): address for name, address in names.items()}
-        self._names.setdefault("localhost", (_LOOPBACK, 0))
-        self._lock = threading.Lock()
-        self._resolved: list[str] = []
-        self._saved: tuple[Any, Any] | None = None
-
-    def __enter__(self) -> LoopbackNames:
-        self._saved = (socket.getaddrinfo, socket.gethostbyname)
-        socket.getaddrinfo = self._getaddrinfo
-        socket.gethostbyname = self._gethostbyname
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._saved is not None:
-            socket.getaddrinfo, socket.gethostbyname = self._saved
-            self._saved = None
-
-    def went_direct(self, host: str) -> bool:
-        """Whether this process resolved *host* itself (since :meth:`clear`)."""
-        with self._lock:
-            return host.lower() in self._resolved
-
-    def clear(self) -> None:
-        """Forget the names resolved so far."""
-        with self._lock:
-            self._resolved.clear()
-
-    def _map(self, host: str) -> tuple[str, int] | None:
-        name = host.strip().lower().rstrip(".")
-        if name.startswith("[") and name.endswith("]"):
-            name = name[1:-1]
-        try:
-            ipaddress.ip_address(name.split("%")[0])
-        except ValueError:
-            pass
-        else:
-            return None  # an address: nothing to resolve
-        with self._lock:
-            self._resolved.append(name)
-        address = self._names.get(name)
-        if address is None:
-            raise socket.gaierror(
-                socket.EAI_NONAME, f"carto-proxy demo: {name} is not a stand-in; no DNS here"
-            )
-        return address
-
-    def _getaddrinfo(
-        self,
-        host: bytes | str | None,
-        port: bytes | str | int | None,
-        family: int = 0,
-        type: int = 0,
-        proto: int = 0,
-        flags: int = 0,
-    ) -> Any:
-        assert self._saved is not None
-        if host is not None:
-            text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
-            mapped = self._map(text)
-            if mapped is not None:
-                host, port = mapped[0], mapped[1] or port
-        # AI_NUMERICHOST: the real resolver parses the address and never looks anything up.
-        return self._saved[0](host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
-
-    def _gethostbyname(self, host: str) -> str:
-        assert self._saved is not None
-        mapped = self._map(host)
-        return host if mapped is None else mapped[0]
+        super().__init__({"localhost": _LOOPBACK, **names}, hint=_NOT_A_STAND_IN)
