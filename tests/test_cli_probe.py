@@ -52,23 +52,29 @@ def silent_listener() -> Iterator[int]:
         yield server.getsockname()[1]
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["http-proxy", "https-proxy"])
 def test_reachable_through_the_proxy(
     capsys: pytest.CaptureFixture[str],
     squid: Squid,
     squid_log: SquidLog,
     origins: Origins,
     pki: PKI,
+    tls: bool,
 ) -> None:
+    proxy_url, port = (
+        (squid.https_url, squid.https_port) if tls else (squid.http_url, squid.http_port)
+    )
     host = f"{API_HOST}:{origins.https.port}"
-    code, document = probe(capsys, through(squid.http_url, pki.bundle_path), "--host", host)
-    assert code == 0
+    code, document = probe(capsys, through(proxy_url, pki.bundle_path), "--host", host)
+    assert code == 0, document
     (result,) = document["results"]
     assert result["result"] == "reachable"
-    assert result["route"]["action"] == "proxy"
-    assert set(result["timings_ms"]) == {"connect", "connect_response", "tls"}
+    assert (result["route"]["action"], result["route"]["proxy"]) == ("proxy", proxy_url)
+    steps = {"connect", "connect_response", "tls"} | ({"proxy_tls"} if tls else set())
+    assert set(result["timings_ms"]) == steps
     assert API_HOST in result["certificate"]["names"]
     entry = squid_log.wait_for_host(API_HOST, method="CONNECT")
-    assert entry.status == 200
+    assert (entry.status, entry.listener_port) == (200, port)
     assert document["summary"]["reachable"] == 1
 
 
@@ -99,24 +105,6 @@ def test_untrusted_origin_names_the_hop_and_the_certificate(
     assert certificate["issuer"].split("#")[1] in untrusted_ca or certificate["issuer"]
     assert API_HOST in certificate["names"]
     assert len(certificate["sha256"]) == 64
-
-
-def test_tls_proxy_reachable_with_its_ca(
-    capsys: pytest.CaptureFixture[str],
-    squid: Squid,
-    squid_log: SquidLog,
-    origins: Origins,
-    pki: PKI,
-) -> None:
-    host = f"{API_HOST}:{origins.https.port}"
-    code, document = probe(capsys, through(squid.https_url, pki.bundle_path), "--host", host)
-    assert code == 0, document
-    (result,) = document["results"]
-    assert result["result"] == "reachable"
-    assert result["route"]["proxy"] == squid.https_url
-    assert "proxy_tls" in result["timings_ms"]
-    entry = squid_log.wait_for_host(API_HOST, method="CONNECT")
-    assert entry.listener_port == squid.https_port
 
 
 def test_tls_proxy_without_its_ca_fails_at_the_proxy_hop(
