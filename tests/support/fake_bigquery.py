@@ -17,7 +17,6 @@ import socketserver
 import ssl
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from tests.support.names import LOOPBACK
+from tests.support.polling import first_match
 
 _STOP_TIMEOUT: Final = 2.0
 _HANDSHAKE_TIMEOUT: Final = 5.0
@@ -262,14 +262,12 @@ class FakeHTTPServer:
 
     def wait_for(self, predicate: Callable[[Request], bool], timeout: float = 5.0) -> Request:
         """Poll until a recorded request matches *predicate*; fail after *timeout*."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for request in self.requests:
-                if predicate(request):
-                    return request
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"{self.name}: no matching request; saw {self.requests}")
-            time.sleep(0.01)
+        return first_match(
+            lambda: self.requests,
+            predicate,
+            timeout,
+            failure=lambda: f"{self.name}: no matching request; saw {self.requests}",
+        )
 
 
 # -- BigQuery v2 REST ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from tests.support.names import LOOPBACK
 from tests.support.pki import PKI
+from tests.support.polling import first_match
 
 _STOP_TIMEOUT = 1.0
 _HANDSHAKE_TIMEOUT = 5.0
@@ -277,17 +278,14 @@ class OriginServer:
         self, predicate: Callable[[OriginRequest], bool], timeout: float = 5.0
     ) -> OriginRequest:
         """Poll the request log until ``predicate`` matches an entry; fail after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for request in self.requests:
-                if predicate(request):
-                    return request
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"origin {self.name!r}: no matching request within {timeout}s; "
-                    f"saw {self.requests}"
-                )
-            time.sleep(0.01)
+        return first_match(
+            lambda: self.requests,
+            predicate,
+            timeout,
+            failure=lambda: (
+                f"origin {self.name!r}: no matching request within {timeout}s; saw {self.requests}"
+            ),
+        )
 
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "stopped"

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.support.names import LOOPBACK, TEST_HOSTS
+from tests.support.polling import first_match
 
 SQUID_ENV: Final = "CARTO_PROXY_TEST_SQUID"
 """Environment variable naming the squid binary to use instead of searching for one."""
@@ -213,17 +214,12 @@ class SquidLog:
         Squid writes a line when a transaction ends, so close the client connection (or finish
         the tunnel) before waiting for it.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            for entry in self.entries():
-                if predicate(entry):
-                    return entry
-            if time.monotonic() >= deadline:
-                shown = "\n  ".join(self.lines()) or "(empty)"
-                raise AssertionError(
-                    f"no {what} in {self.path} within {timeout}s; view has:\n  {shown}"
-                )
-            time.sleep(_POLL)
+
+        def failure() -> str:
+            shown = "\n  ".join(self.lines()) or "(empty)"
+            return f"no {what} in {self.path} within {timeout}s; view has:\n  {shown}"
+
+        return first_match(self.entries, predicate, timeout, failure=failure, interval=_POLL)
 
     def wait_for_host(
         self, host: str, *, method: str | None = None, timeout: float = 5.0
