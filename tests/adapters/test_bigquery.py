@@ -8,8 +8,6 @@ reaches them went through Squid.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,12 +49,15 @@ def config_of(**environ: str) -> ProxyConfig:
 # -- servers -----------------------------------------------------------------------------
 
 
+def over_tls(pki: PKI, routes: list[Any], name: str) -> FakeHTTPServer:
+    """A fake server that answers over TLS with the origin certificate."""
+    return FakeHTTPServer(routes, context=pki.origin_cert.server_context(), name=name)
+
+
 @pytest.fixture(scope="module")
 def bigquery_api(pki: PKI) -> Iterator[FakeHTTPServer]:
-    """The fake REST API over TLS (origin certificate)."""
-    with FakeHTTPServer(
-        bigquery_routes(), context=pki.origin_cert.server_context(), name="bigquery"
-    ) as server:
+    """The fake REST API over TLS."""
+    with over_tls(pki, bigquery_routes(), "bigquery") as server:
         yield server
 
 
@@ -70,9 +71,7 @@ def bigquery_plain() -> Iterator[FakeHTTPServer]:
 @pytest.fixture(scope="module")
 def token_api(pki: PKI) -> Iterator[FakeHTTPServer]:
     """A Google OAuth token endpoint over TLS, on its own port."""
-    with FakeHTTPServer(
-        token_routes(), context=pki.origin_cert.server_context(), name="oauth2"
-    ) as server:
+    with over_tls(pki, token_routes(), "oauth2") as server:
         yield server
 
 
@@ -378,11 +377,3 @@ def test_transport_argument_is_refused() -> None:
         adapter.read_client(
             ProxyConfig.direct(), credentials=AnonymousCredentials(), transport="grpc"
         )
-
-
-def test_missing_bigquery_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "google.cloud.bigquery", None)
-    monkeypatch.delitem(sys.modules, "carto_proxy.adapters.bigquery")
-    with pytest.raises(MissingExtraError) as caught:
-        importlib.import_module("carto_proxy.adapters.bigquery")
-    assert "pip install 'carto-proxy[bigquery]'" in str(caught.value)

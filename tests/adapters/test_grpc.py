@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import socket
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-from carto_proxy import Action, ConfigError, MissingExtraError, ProxyConfig, Route, Rule
+from carto_proxy import Action, ConfigError, ProxyConfig, Route, Rule
 from carto_proxy._observers import observe
 from tests.support.names import API_HOST, DENIED_HOST, LOOPBACK
 from tests.support.pki import PKI
@@ -350,11 +348,3 @@ def test_aio_channels_go_through_squid(
     assert asyncio.run(main()) == (SERVING, SERVING)
     squid_log.wait_for(lambda e: e.host == API_HOST and e.port == server.port)
     squid_log.wait_for(lambda e: e.host == API_HOST and e.port == server.tls_port)
-
-
-def test_missing_grpcio_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "grpc", None)  # makes `import grpc` fail
-    monkeypatch.delitem(sys.modules, "carto_proxy.adapters.grpc")
-    with pytest.raises(MissingExtraError) as caught:
-        importlib.import_module("carto_proxy.adapters.grpc")
-    assert "pip install 'carto-proxy[grpc]'" in str(caught.value)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import socket
-import sys
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +19,6 @@ import pytest
 from carto_proxy import Action, ConfigError, ProxyConfig, Route, Rule, TargetError, Warehouse
 from carto_proxy._no_proxy import NoProxy
 from carto_proxy._observers import observe
-from carto_proxy.exceptions import MissingExtraError
 from tests.support.fake_bigquery import FakeHTTPServer
 from tests.support.fake_snowflake import (
     ACCOUNT,
@@ -197,14 +195,6 @@ def test_arguments_that_would_defeat_the_routing_are_refused(argument: dict[str,
 def test_verification_left_on_is_accepted() -> None:
     params = adapter.connect_kwargs(ProxyConfig.direct(), account="a", verify_certificates=True)
     assert params["verify_certificates"] is True
-
-
-def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "snowflake.connector", None)
-    monkeypatch.delitem(sys.modules, "carto_proxy.adapters.snowflake")
-    with pytest.raises(MissingExtraError) as caught:
-        importlib.import_module("carto_proxy.adapters.snowflake")
-    assert "pip install 'carto-proxy[snowflake]'" in str(caught.value)
 
 
 # -- end to end: the installed driver, a fake Snowflake, a real Squid --------------------
