@@ -1,4 +1,5 @@
-"""Integration cases shared by the httpx, urllib3 and requests adapters.
+"""What the httpx, urllib3 and requests adapter tests share: their unit-test configuration, the
+hostile environment, and the integration cases.
 
 Every case runs a real request through a real Squid (plain ``http_port`` and TLS
 ``https_port``) to local origins, and reads the outcome from Squid's access log, the origins' own
@@ -35,7 +36,7 @@ from tests.support.names import API_HOST, DENIED_HOST, DIRECT_HOST, LOOPBACK, SN
 from tests.support.origins import Origins, OriginServer
 from tests.support.pki import PKI
 from tests.support.resolver import FakeDNS
-from tests.support.squid import Squid, SquidLog
+from tests.support.squid import AccessLogEntry, Squid, SquidLog
 
 TIMEOUT = 5.0
 """Client timeout for requests expected to succeed."""
@@ -59,6 +60,21 @@ HOSTILE_ENVIRON = {
     "SSL_CERT_FILE": "/nonexistent/carto-proxy-test-ca.pem",
 }
 
+CONFIG = ProxyConfig.from_env(
+    environ={
+        "HTTP_PROXY": "http://plain-only.test:8080",
+        "HTTPS_PROXY": "http://proxy.test:3128",
+        "NO_PROXY": "direct.test,10.0.0.0/8",
+    }
+)
+"""What the unit tests route by: a proxy per scheme, and a name and a CIDR that go direct."""
+
+
+def make_hostile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set :data:`HOSTILE_ENVIRON` for the rest of the test."""
+    for name, value in HOSTILE_ENVIRON.items():
+        monkeypatch.setenv(name, value)
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -72,6 +88,10 @@ class Fetcher(ABC):
     """One open client of the adapter under test."""
 
     @abstractmethod
+    def __init__(self, config: ProxyConfig, timeout: float) -> None:
+        """Open a client for *config* whose requests time out after *timeout* seconds."""
+
+    @abstractmethod
     def get(self, url: str) -> Reply:
         """GET *url* (following redirects) and return the final reply."""
 
@@ -80,10 +100,12 @@ class Fetcher(ABC):
         """Close the client and every connection it holds."""
 
 
-class Driver(ABC):
+class Driver:
     """Opens the adapter's client; one subclass per adapter (and per sync/async flavour)."""
 
     name: ClassVar[str]
+    fetcher: ClassVar[type[Fetcher]]
+    """The adapter's client."""
     error: ClassVar[type[BaseException] | tuple[type[BaseException], ...]]
     """What the client raises when a request fails."""
     attempts: ClassVar[int] = 1
@@ -91,14 +113,10 @@ class Driver(ABC):
     warns_unverified_proxy: ClassVar[bool] = False
     """urllib3 warns (InsecureRequestWarning) when it forwards through an unverified proxy."""
 
-    @abstractmethod
-    def open(self, config: ProxyConfig, *, timeout: float = TIMEOUT) -> Fetcher:
-        """Open a client for *config*."""
-
     @contextlib.contextmanager
     def client(self, config: ProxyConfig, *, timeout: float = TIMEOUT) -> Iterator[Fetcher]:
         """Open a client for *config*; close it on exit."""
-        fetcher = self.open(config, timeout=timeout)
+        fetcher = self.fetcher(config, timeout)
         try:
             yield fetcher
         finally:
@@ -145,26 +163,50 @@ def token(driver: Driver) -> str:
     return f"/{driver.name}/{uuid.uuid4().hex[:12]}"
 
 
-def settle(squid: Squid, log: SquidLog) -> None:
-    """Make sure Squid has logged every transaction of closed clients.
-
-    Squid logs a CONNECT when its tunnel closes. A sentinel request on a fresh connection is
-    processed after the close of any earlier tunnel, so once it is logged, an absent entry is
-    really absent. The sentinel goes to ``DENIED_HOST``, which Squid refuses at once.
-    """
-    sentinel = f"/sentinel/{uuid.uuid4().hex}"
-    conn = http.client.HTTPConnection(LOOPBACK, squid.http_port, timeout=TIMEOUT)
-    try:
-        conn.request("GET", f"http://{DENIED_HOST}{sentinel}")
-        conn.getresponse().read()
-    finally:
-        conn.close()
-    log.wait_for(lambda entry: entry.target.endswith(sentinel), what="sentinel entry")
-
-
 def origin_requests(origin: OriginServer, prefix: str) -> list[Any]:
     """The requests *origin* answered whose path starts with *prefix*."""
     return [request for request in origin.requests if request.path.startswith(prefix)]
+
+
+@dataclass(frozen=True, slots=True)
+class Lab:
+    """What a case runs against: the session's CAs, Squid and origins, this test's view of
+    Squid's log, and this process's patched resolver."""
+
+    pki: PKI
+    squid: Squid
+    log: SquidLog
+    origins: Origins
+    dns: FakeDNS
+
+    def proxy(self, *, tls: bool) -> tuple[str, Path]:
+        """Squid's plain or TLS listener, and the CA file that makes it (and origins) trusted.
+
+        The TLS proxy's CA comes from NODE_EXTRA_CA_CERTS, bundled with the origin CA.
+        """
+        if tls:
+            return self.squid.https_url, self.pki.bundle_path
+        return self.squid.http_url, self.pki.origin_ca_path
+
+    def settle(self) -> None:
+        """Make sure Squid has logged every transaction of closed clients.
+
+        Squid logs a CONNECT when its tunnel closes. A sentinel request on a fresh connection is
+        processed after the close of any earlier tunnel, so once it is logged, an absent entry
+        is really absent. The sentinel goes to ``DENIED_HOST``, which Squid refuses at once.
+        """
+        sentinel = f"/sentinel/{uuid.uuid4().hex}"
+        conn = http.client.HTTPConnection(LOOPBACK, self.squid.http_port, timeout=TIMEOUT)
+        try:
+            conn.request("GET", f"http://{DENIED_HOST}{sentinel}")
+            conn.getresponse().read()
+        finally:
+            conn.close()
+        self.log.wait_for(lambda entry: entry.target.endswith(sentinel), what="sentinel entry")
+
+    def tunnels(self, host: str, port: int) -> list[AccessLogEntry]:
+        """The CONNECTs Squid logged to *host*:*port*."""
+        return [e for e in self.log.seen(host, method="CONNECT") if e.port == port]
 
 
 # -- servers these cases need beyond the shared harness --------------------------------------
@@ -249,6 +291,10 @@ def closed_port() -> int:
 # -- the cases -------------------------------------------------------------------------------
 
 
+BOTH_PROXIES = pytest.mark.parametrize("tls", [False, True], ids=["plain-proxy", "tls-proxy"])
+"""Run a case through Squid's plain listener and through its TLS one."""
+
+
 @pytest.mark.integration
 class HTTPAdapterCases:
     """Integration cases; a subclass provides the ``driver`` fixture."""
@@ -256,8 +302,13 @@ class HTTPAdapterCases:
     @pytest.fixture(autouse=True)
     def hostile_environ(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Point every variable a library might read somewhere harmful."""
-        for name, value in HOSTILE_ENVIRON.items():
-            monkeypatch.setenv(name, value)
+        make_hostile(monkeypatch)
+
+    @pytest.fixture
+    def lab(
+        self, pki: PKI, squid: Squid, squid_log: SquidLog, origins: Origins, fake_dns: FakeDNS
+    ) -> Lab:
+        return Lab(pki=pki, squid=squid, log=squid_log, origins=origins, dns=fake_dns)
 
     @pytest.fixture
     def redirector(self) -> Iterator[Redirector]:
@@ -267,83 +318,57 @@ class HTTPAdapterCases:
 
     # 1, 2 -- http and https targets through the plain and the TLS proxy ------------------
 
-    @pytest.mark.parametrize("tls", [False, True], ids=["plain-proxy", "tls-proxy"])
+    @BOTH_PROXIES
     def test_http_and_https_targets_go_through_the_proxy(
-        self,
-        driver: Driver,
-        tls: bool,
-        pki: PKI,
-        squid: Squid,
-        squid_log: SquidLog,
-        origins: Origins,
-        fake_dns: FakeDNS,
+        self, driver: Driver, tls: bool, lab: Lab
     ) -> None:
-        # The TLS proxy's CA comes from NODE_EXTRA_CA_CERTS, bundled with the origin CA.
-        proxy, ca = (
-            (squid.https_url, pki.bundle_path) if tls else (squid.http_url, pki.origin_ca_path)
-        )
-        listener = squid.https_port if tls else squid.http_port
+        origins = lab.origins
+        listener = lab.squid.https_port if tls else lab.squid.http_port
         prefix = token(driver)
-        with driver.client(make_config(proxy, ca)) as client:
+        with driver.client(make_config(*lab.proxy(tls=tls))) as client:
             plain = client.get(origins.http.url_for(API_HOST, f"{prefix}/plain"))
             secure = client.get(origins.https.url_for(API_HOST, f"{prefix}/secure"))
         assert (plain.status, plain.body["origin"]) == (200, "http")
         assert (secure.status, secure.body["origin"]) == (200, "https")
         assert secure.body["host"] == f"{API_HOST}:{origins.https.port}"
 
-        settle(squid, squid_log)
-        forwarded = squid_log.wait_for(
+        lab.settle()
+        forwarded = lab.log.wait_for(
             lambda e: e.method == "GET" and e.target.endswith(f"{prefix}/plain")
         )
         assert forwarded.listener_port == listener
         assert forwarded.target == origins.http.url_for(API_HOST, f"{prefix}/plain")
-        tunnels = [
-            e for e in squid_log.seen(API_HOST, method="CONNECT") if e.port == origins.https.port
-        ]
+        tunnels = lab.tunnels(API_HOST, origins.https.port)
         assert [(t.listener_port, t.status) for t in tunnels] == [(listener, 200)]
         assert len(origin_requests(origins.http, prefix)) == 1
         assert len(origin_requests(origins.https, prefix)) == 1
         # Only the proxy resolved the name: the client never connected to it by itself.
-        assert not fake_dns.resolved(API_HOST)
+        assert not lab.dns.resolved(API_HOST)
 
     # 3 -- proxy certificate verification, and NODE_TLS_REJECT_UNAUTHORIZED=0 ----------------
 
     @pytest.mark.parametrize("scheme", ["http", "https"])
     def test_tls_proxy_without_its_ca_is_refused_at_the_proxy(
-        self,
-        driver: Driver,
-        scheme: str,
-        pki: PKI,
-        squid: Squid,
-        squid_log: SquidLog,
-        origins: Origins,
-        fake_dns: FakeDNS,
+        self, driver: Driver, scheme: str, lab: Lab
     ) -> None:
         # The origin CA is trusted, the proxy CA is not: only the proxy hop can fail.
-        origin = origins.https if scheme == "https" else origins.http
+        origin = lab.origins.https if scheme == "https" else lab.origins.http
         prefix = token(driver)
         with (
-            driver.client(make_config(squid.https_url, pki.origin_ca_path)) as client,
+            driver.client(make_config(lab.squid.https_url, lab.pki.origin_ca_path)) as client,
             pytest.raises(driver.error) as failure,
         ):
             client.get(origin.url_for(API_HOST, prefix))
         assert "CERTIFICATE_VERIFY_FAILED" in error_text(failure.value)
-        settle(squid, squid_log)
-        assert squid_log.seen(API_HOST) == []  # nothing got past the TLS handshake
+        lab.settle()
+        assert lab.log.seen(API_HOST) == []  # nothing got past the TLS handshake
         assert origin_requests(origin, prefix) == []
 
-    def test_unverified_proxy_still_verifies_origins(
-        self,
-        driver: Driver,
-        pki: PKI,
-        squid: Squid,
-        squid_log: SquidLog,
-        origins: Origins,
-        fake_dns: FakeDNS,
-    ) -> None:
+    def test_unverified_proxy_still_verifies_origins(self, driver: Driver, lab: Lab) -> None:
+        origins = lab.origins
         # NODE_TLS_REJECT_UNAUTHORIZED=0 and no proxy CA: the proxy hop is not verified...
         config = make_config(
-            squid.https_url, pki.origin_ca_path, no_proxy=DIRECT_HOST, verify_proxy=False
+            lab.squid.https_url, lab.pki.origin_ca_path, no_proxy=DIRECT_HOST, verify_proxy=False
         )
         prefix = token(driver)
         with driver.client(config) as client:
@@ -362,11 +387,11 @@ class HTTPAdapterCases:
         assert "CERTIFICATE_VERIFY_FAILED" in error_text(proxied_failure.value)
         assert "CERTIFICATE_VERIFY_FAILED" in error_text(direct_failure.value)
         assert origin_requests(origins.untrusted, prefix) == []
-        settle(squid, squid_log)
+        lab.settle()
         # The tunnel to the untrusted origin was opened: the failure was at the origin hop.
-        ports = {e.port for e in squid_log.seen(API_HOST, method="CONNECT")}
+        ports = {e.port for e in lab.log.seen(API_HOST, method="CONNECT")}
         assert ports == {origins.https.port, origins.untrusted.port}
-        assert squid_log.seen(DIRECT_HOST) == []
+        assert lab.log.seen(DIRECT_HOST) == []
 
     # 4 -- NO_PROXY forms and Snowflake go direct ---------------------------------------------
 
@@ -396,103 +421,66 @@ class HTTPAdapterCases:
         ],
     )
     def test_no_proxy_hosts_go_direct(
-        self,
-        driver: Driver,
-        entry: str,
-        host: str,
-        pki: PKI,
-        squid: Squid,
-        squid_log: SquidLog,
-        origins: Origins,
-        fake_dns: FakeDNS,
+        self, driver: Driver, entry: str, host: str, lab: Lab
     ) -> None:
-        no_proxy = "other.invalid, " + entry.format(port=origins.https.port)
+        https = lab.origins.https
+        no_proxy = "other.invalid, " + entry.format(port=https.port)
         prefix = token(driver)
-        with driver.client(
-            make_config(squid.http_url, pki.origin_ca_path, no_proxy=no_proxy)
-        ) as client:
-            reply = client.get(origins.https.url_for(host, prefix))
+        config = make_config(lab.squid.http_url, lab.pki.origin_ca_path, no_proxy=no_proxy)
+        with driver.client(config) as client:
+            reply = client.get(https.url_for(host, prefix))
         assert (reply.status, reply.body["origin"], reply.body["path"]) == (200, "https", prefix)
-        assert len(origin_requests(origins.https, prefix)) == 1
-        settle(squid, squid_log)
-        assert squid_log.seen(host) == []
+        assert len(origin_requests(https, prefix)) == 1
+        lab.settle()
+        assert lab.log.seen(host) == []
         if host != LOOPBACK:
-            assert fake_dns.resolved(host)  # the client connected to it itself
+            assert lab.dns.resolved(host)  # the client connected to it itself
 
-    def test_no_proxy_port_entry_spares_other_ports(
-        self,
-        driver: Driver,
-        pki: PKI,
-        squid: Squid,
-        squid_log: SquidLog,
-        origins: Origins,
-        fake_dns: FakeDNS,
-    ) -> None:
-        other_port = origins.https.port + 1 if origins.https.port < 65535 else 1
+    def test_no_proxy_port_entry_spares_other_ports(self, driver: Driver, lab: Lab) -> None:
+        https = lab.origins.https
+        other_port = https.port + 1 if https.port < 65535 else 1
         config = make_config(
-            squid.http_url, pki.origin_ca_path, no_proxy=f"{DIRECT_HOST}:{other_port}"
+            lab.squid.http_url, lab.pki.origin_ca_path, no_proxy=f"{DIRECT_HOST}:{other_port}"
         )
         prefix = token(driver)
         with driver.client(config) as client:
-            assert client.get(origins.https.url_for(DIRECT_HOST, prefix)).status == 200
-        settle(squid, squid_log)
-        assert [e.port for e in squid_log.seen(DIRECT_HOST, method="CONNECT")] == [
-            origins.https.port
-        ]
-        assert not fake_dns.resolved(DIRECT_HOST)
+            assert client.get(https.url_for(DIRECT_HOST, prefix)).status == 200
+        lab.settle()
+        assert [e.port for e in lab.log.seen(DIRECT_HOST, method="CONNECT")] == [https.port]
+        assert not lab.dns.resolved(DIRECT_HOST)
 
-    @pytest.mark.parametrize("tls", [False, True], ids=["plain-proxy", "tls-proxy"])
+    @BOTH_PROXIES
     def test_snowflake_goes_direct_under_a_tls_proxy_only(
-        self,
-        driver: Driver,
-        tls: bool,
-        pki: PKI,
-        squid: Squid,
-        squid_log: SquidLog,
-        origins: Origins,
-        fake_dns: FakeDNS,
+        self, driver: Driver, tls: bool, lab: Lab
     ) -> None:
-        proxy = squid.https_url if tls else squid.http_url
+        https = lab.origins.https
+        proxy = lab.squid.https_url if tls else lab.squid.http_url
         prefix = token(driver)
-        with driver.client(make_config(proxy, pki.bundle_path)) as client:
-            reply = client.get(origins.https.url_for(SNOWFLAKE_HOST, prefix))
-        assert (reply.status, reply.body["host"]) == (200, f"{SNOWFLAKE_HOST}:{origins.https.port}")
-        settle(squid, squid_log)
+        with driver.client(make_config(proxy, lab.pki.bundle_path)) as client:
+            reply = client.get(https.url_for(SNOWFLAKE_HOST, prefix))
+        assert (reply.status, reply.body["host"]) == (200, f"{SNOWFLAKE_HOST}:{https.port}")
+        lab.settle()
         if tls:  # Snowflake does not support HTTPS proxies: bypassed
-            assert squid_log.seen(SNOWFLAKE_HOST) == []
-            assert fake_dns.resolved(SNOWFLAKE_HOST)
+            assert lab.log.seen(SNOWFLAKE_HOST) == []
+            assert lab.dns.resolved(SNOWFLAKE_HOST)
         else:  # an HTTP proxy is fine for Snowflake
-            assert len(squid_log.seen(SNOWFLAKE_HOST, method="CONNECT")) == 1
-            assert not fake_dns.resolved(SNOWFLAKE_HOST)
+            assert len(lab.log.seen(SNOWFLAKE_HOST, method="CONNECT")) == 1
+            assert not lab.dns.resolved(SNOWFLAKE_HOST)
 
     # 5 -- connection reuse ----------------------------------------------------------------------
 
-    @pytest.mark.parametrize("tls", [False, True], ids=["plain-proxy", "tls-proxy"])
+    @BOTH_PROXIES
     def test_sequential_requests_reuse_one_tunnel(
-        self,
-        driver: Driver,
-        tls: bool,
-        pki: PKI,
-        squid: Squid,
-        squid_log: SquidLog,
-        origins: Origins,
-        fake_dns: FakeDNS,
+        self, driver: Driver, tls: bool, lab: Lab
     ) -> None:
-        proxy, ca = (
-            (squid.https_url, pki.bundle_path) if tls else (squid.http_url, pki.origin_ca_path)
-        )
+        https = lab.origins.https
         prefix = token(driver)
-        with driver.client(make_config(proxy, ca)) as client:
+        with driver.client(make_config(*lab.proxy(tls=tls))) as client:
             for index in range(REUSED_REQUESTS):
-                assert (
-                    client.get(origins.https.url_for(API_HOST, f"{prefix}/{index}")).status == 200
-                )
-        settle(squid, squid_log)
-        tunnels = [
-            e for e in squid_log.seen(API_HOST, method="CONNECT") if e.port == origins.https.port
-        ]
-        assert len(tunnels) == 1
-        served = origin_requests(origins.https, prefix)
+                assert client.get(https.url_for(API_HOST, f"{prefix}/{index}")).status == 200
+        lab.settle()
+        assert len(lab.tunnels(API_HOST, https.port)) == 1
+        served = origin_requests(https, prefix)
         assert len(served) == REUSED_REQUESTS
         assert len({request.client for request in served}) == 1  # one upstream connection
 
@@ -523,44 +511,32 @@ class HTTPAdapterCases:
                 client.get(origins.https.url_for(API_HOST, "/silent"))
             elapsed = time.monotonic() - started
         assert SHORT_TIMEOUT * 0.9 <= elapsed < SHORT_TIMEOUT * driver.attempts + 2.0
-        assert (
-            "timed out" in error_text(failure.value).lower()
-            or "timeout" in error_text(failure.value).lower()
-        )
+        text = error_text(failure.value).lower()
+        assert "timed out" in text or "timeout" in text
 
     # DESIGN §3.7 -- every redirect hop is routed again --------------------------------------
 
     @pytest.mark.parametrize("first", ["proxied", "direct"])
     def test_each_redirect_hop_is_routed(
-        self,
-        driver: Driver,
-        first: str,
-        pki: PKI,
-        squid: Squid,
-        squid_log: SquidLog,
-        origins: Origins,
-        fake_dns: FakeDNS,
-        redirector: Redirector,
+        self, driver: Driver, first: str, lab: Lab, redirector: Redirector
     ) -> None:
-        config = make_config(squid.http_url, pki.origin_ca_path, no_proxy=DIRECT_HOST)
+        config = make_config(lab.squid.http_url, lab.pki.origin_ca_path, no_proxy=DIRECT_HOST)
         prefix = token(driver)
         start_host, end_host = (
             (API_HOST, DIRECT_HOST) if first == "proxied" else (DIRECT_HOST, API_HOST)
         )
-        landing = origins.https.url_for(end_host, f"{prefix}/landed")
+        landing = lab.origins.https.url_for(end_host, f"{prefix}/landed")
         with driver.client(config) as client:
             reply = client.get(redirector.url(start_host, f"{prefix}/start", landing))
         assert (reply.status, reply.body["path"]) == (200, f"{prefix}/landed")
         assert any(path.startswith(f"{prefix}/start") for path in redirector.paths())
-        settle(squid, squid_log)
+        lab.settle()
         proxied_hops = [
-            e.method
-            for e in squid_log.seen(API_HOST)
-            if prefix in e.target or e.method == "CONNECT"
+            e.method for e in lab.log.seen(API_HOST) if prefix in e.target or e.method == "CONNECT"
         ]
-        assert squid_log.seen(DIRECT_HOST) == []
-        assert fake_dns.resolved(DIRECT_HOST)
-        assert not fake_dns.resolved(API_HOST)
+        assert lab.log.seen(DIRECT_HOST) == []
+        assert lab.dns.resolved(DIRECT_HOST)
+        assert not lab.dns.resolved(API_HOST)
         if first == "proxied":  # hop 1 forwarded by Squid, hop 2 direct
             assert proxied_hops == ["GET"]
         else:  # hop 1 direct, hop 2 tunnelled by Squid

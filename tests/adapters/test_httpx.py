@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import ssl
-import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 
-from carto_proxy import Action, ConfigError, MissingExtraError, ProxyConfig, Route, Rule
+from carto_proxy import Action, ConfigError, ProxyConfig, Route, Rule
 from carto_proxy._observers import observe
 from carto_proxy.adapters import httpx as carto_httpx
 from tests.adapters.http_cases import (
-    HOSTILE_ENVIRON,
-    TIMEOUT,
+    CONFIG,
     Driver,
     Fetcher,
     HTTPAdapterCases,
     Reply,
+    make_hostile,
 )
 
-PLAIN_PROXY = "http://proxy.test:3128"
+PLAIN_PROXY = "http://proxy.test:3128"  # CONFIG's HTTPS_PROXY
 TLS_PROXY = "https://tls-proxy.test:3129"
-CONFIG = ProxyConfig.from_env(
-    environ={
-        "HTTP_PROXY": "http://plain-only.test:8080",
-        "HTTPS_PROXY": PLAIN_PROXY,
-        "NO_PROXY": "direct.test,10.0.0.0/8",
-    }
-)
 
 
 # -- unit tests: what the adapter hands httpx ---------------------------------------------------
@@ -85,8 +76,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> list[FakeTransport]:
 
 @pytest.fixture
 def hostile(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in HOSTILE_ENVIRON.items():
-        monkeypatch.setenv(name, value)
+    make_hostile(monkeypatch)
 
 
 def by_proxy(fakes: list[FakeTransport]) -> dict[str | None, FakeTransport]:
@@ -270,15 +260,6 @@ def test_transport_reports_routes() -> None:
     assert route.target.host == "xy12345.snowflakecomputing.com"
 
 
-def test_missing_httpx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "httpx", None)
-    monkeypatch.delitem(sys.modules, "carto_proxy.adapters.httpx")
-    with pytest.raises(MissingExtraError, match=r"pip install 'carto-proxy\[httpx\]'") as missing:
-        importlib.import_module("carto_proxy.adapters.httpx")
-    assert isinstance(missing.value, ImportError)
-    assert isinstance(missing.value.__cause__, ImportError)
-
-
 # -- integration: the shared Squid cases ----------------------------------------------------------
 
 
@@ -312,18 +293,14 @@ class _AsyncFetcher(Fetcher):
 
 class SyncDriver(Driver):
     name = "httpx-sync"
+    fetcher = _SyncFetcher
     error = httpx.HTTPError
-
-    def open(self, config: ProxyConfig, *, timeout: float = TIMEOUT) -> Fetcher:
-        return _SyncFetcher(config, timeout)
 
 
 class AsyncDriver(Driver):
     name = "httpx-async"
+    fetcher = _AsyncFetcher
     error = httpx.HTTPError
-
-    def open(self, config: ProxyConfig, *, timeout: float = TIMEOUT) -> Fetcher:
-        return _AsyncFetcher(config, timeout)
 
 
 class TestHttpxThroughSquid(HTTPAdapterCases):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import pickle
 import ssl
-import sys
 from typing import Any
 
 import pytest
@@ -13,24 +11,17 @@ import requests
 import requests.adapters
 import urllib3
 
-from carto_proxy import ConfigError, MissingExtraError, ProxyConfig
+from carto_proxy import ConfigError, ProxyConfig
 from carto_proxy.adapters.requests import RoutingAdapter, mount, session
 from tests.adapters.http_cases import (
-    HOSTILE_ENVIRON,
-    TIMEOUT,
+    CONFIG,
     Driver,
     Fetcher,
     HTTPAdapterCases,
     Reply,
+    make_hostile,
 )
 
-CONFIG = ProxyConfig.from_env(
-    environ={
-        "HTTP_PROXY": "http://plain-only.test:8080",
-        "HTTPS_PROXY": "http://proxy.test:3128",
-        "NO_PROXY": "direct.test,10.0.0.0/8",
-    }
-)
 TLS_CONFIG = ProxyConfig.from_env(
     environ={"HTTPS_PROXY": "https://tls-proxy.test:3129", "NODE_TLS_REJECT_UNAUTHORIZED": "0"}
 )
@@ -78,8 +69,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
 def test_each_request_follows_the_config_not_the_environment_or_session(
     monkeypatch: pytest.MonkeyPatch, sent: Sent, url: str, proxies: dict[str, str]
 ) -> None:
-    for name, value in HOSTILE_ENVIRON.items():
-        monkeypatch.setenv(name, value)
+    make_hostile(monkeypatch)
     http = session(CONFIG)
     http.proxies = {"https": "http://127.0.0.1:9", "http": "http://127.0.0.1:9"}
     http.get(url, proxies={"all": "http://127.0.0.1:9"})
@@ -176,13 +166,6 @@ def test_config_none_reads_the_environment(monkeypatch: pytest.MonkeyPatch, sent
     assert sent.calls[-1]["proxies"] == {"all": "http://from-env.test:3128"}
 
 
-def test_missing_requests_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "requests", None)
-    monkeypatch.delitem(sys.modules, "carto_proxy.adapters.requests")
-    with pytest.raises(MissingExtraError, match=r"pip install 'carto-proxy\[requests\]'"):
-        importlib.import_module("carto_proxy.adapters.requests")
-
-
 # -- integration: the shared Squid cases ----------------------------------------------------------
 
 
@@ -202,10 +185,8 @@ class _Fetcher(Fetcher):
 class RequestsDriver(Driver):
     name = "requests"
     error = requests.RequestException
+    fetcher = _Fetcher
     warns_unverified_proxy = True  # urllib3's InsecureRequestWarning
-
-    def open(self, config: ProxyConfig, *, timeout: float = TIMEOUT) -> Fetcher:
-        return _Fetcher(config, timeout)
 
 
 class TestRequestsThroughSquid(HTTPAdapterCases):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import ssl
-import sys
 from typing import Any
 
 import pytest
@@ -12,7 +10,7 @@ import urllib3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carto_proxy import Action, ConfigError, MissingExtraError, ProxyConfig, Route
+from carto_proxy import Action, ConfigError, ProxyConfig, Route
 from carto_proxy._observers import observe
 from carto_proxy.adapters.urllib3 import (
     RoutingPoolManager,
@@ -21,20 +19,12 @@ from carto_proxy.adapters.urllib3 import (
     pool_manager,
 )
 from tests.adapters.http_cases import (
-    HOSTILE_ENVIRON,
-    TIMEOUT,
+    CONFIG,
     Driver,
     Fetcher,
     HTTPAdapterCases,
     Reply,
-)
-
-CONFIG = ProxyConfig.from_env(
-    environ={
-        "HTTP_PROXY": "http://plain-only.test:8080",
-        "HTTPS_PROXY": "http://proxy.test:3128",
-        "NO_PROXY": "direct.test,10.0.0.0/8",
-    }
+    make_hostile,
 )
 
 
@@ -73,8 +63,7 @@ def test_is_a_pool_manager() -> None:
 def test_each_url_follows_the_config_not_the_environment(
     monkeypatch: pytest.MonkeyPatch, url: str, proxy: str | None, pool_host: str
 ) -> None:
-    for name, value in HOSTILE_ENVIRON.items():
-        monkeypatch.setenv(name, value)
+    make_hostile(monkeypatch)
     pool = pool_manager(CONFIG).connection_from_url(url)
     assert (None if pool.proxy is None else pool.proxy.url) == proxy
     assert pool.host == pool_host
@@ -206,13 +195,6 @@ def test_config_none_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert pool.proxy.url == "http://from-env.test:3128"
 
 
-def test_missing_urllib3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "urllib3", None)
-    monkeypatch.delitem(sys.modules, "carto_proxy.adapters.urllib3")
-    with pytest.raises(MissingExtraError, match=r"pip install 'carto-proxy\[urllib3\]'"):
-        importlib.import_module("carto_proxy.adapters.urllib3")
-
-
 # -- integration: the shared Squid cases ----------------------------------------------------------
 
 
@@ -232,10 +214,8 @@ class Urllib3Driver(Driver):
     name = "urllib3"
     error = urllib3.exceptions.HTTPError
     attempts = 4  # PoolManager's default Retry(3)
+    fetcher = _Fetcher
     warns_unverified_proxy = True
-
-    def open(self, config: ProxyConfig, *, timeout: float = TIMEOUT) -> Fetcher:
-        return _Fetcher(config, timeout)
 
 
 class TestUrllib3ThroughSquid(HTTPAdapterCases):
