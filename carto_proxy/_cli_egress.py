@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carto_proxy._cli_common import (
     EXIT_OK,
@@ -25,7 +25,9 @@ from carto_proxy._cli_common import (
     table,
     wrap,
 )
-from carto_proxy._egress import EgressList, EgressRoute, load_egress, route_egress, squid_acl
+
+if TYPE_CHECKING:
+    from carto_proxy._egress import EgressList, EgressRoute
 
 __all__ = ["register", "run"]
 
@@ -51,6 +53,8 @@ def register(add: AddCommand) -> None:
 
 def run(args: argparse.Namespace, source: Source) -> int:
     """Run ``egress``; return the exit status."""
+    from carto_proxy._egress import load_egress, route_egress, squid_acl  # this command's data
+
     if args.json and args.format == "squid":
         raise UsageError("--json and --format squid exclude each other")
     config = source.routing_config()

@@ -26,7 +26,6 @@ from carto_proxy._cli_common import (
     route_json,
     table,
 )
-from carto_proxy._egress import load_egress
 
 if TYPE_CHECKING:
     from carto_proxy._probe import ProbeResult
@@ -106,8 +105,9 @@ def _targets(args: argparse.Namespace) -> list[tuple[str, str | None]]:
             if host.lower().startswith(("http://", "postgres", "redshift://")):
                 raise UsageError(f"--host {host}: probe checks TLS endpoints (https or grpc)")
         return [(host, host) for host in dict.fromkeys(hosts)]
-    data = load_egress()
-    lists = chosen_egress_lists(data, args)
+    from carto_proxy._egress import load_egress  # loaded only when the lists are probed
+
+    lists = chosen_egress_lists(load_egress(), args)
     found: dict[str, str | None] = {}
     for egress in lists:
         for group in egress.groups:
