@@ -15,16 +15,13 @@ or else ``200`` with a JSON echo of what was received.
 
 from __future__ import annotations
 
-import contextlib
 import json as _json  # reply() has a json= argument
 import os
-import selectors
 import shutil
 import socket
 import ssl
 import tempfile
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -32,11 +29,11 @@ from types import TracebackType
 from typing import Any
 
 from carto_proxy.exceptions import MissingExtraError
+from carto_proxy.testing._serving import ConnectionServer
 
 __all__ = ["LocalOrigin", "OriginRequest"]
 
 _TLS_HANDSHAKE = 0x16  # the first byte of a TLS record carrying a handshake
-_STOP_BUDGET = 0.8
 _MAX_BODY = 1024 * 1024
 
 
@@ -146,12 +143,7 @@ class LocalOrigin:
         self._cond = threading.Condition(self._lock)
         self._requests: list[OriginRequest] = []
         self._replies: dict[str, _Reply] = {}
-        self._sockets: set[socket.socket] = set()
-        self._threads: set[threading.Thread] = set()
-        self._stopping = threading.Event()
-        self._listener: socket.socket | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._accept_thread: threading.Thread | None = None
+        self._server = ConnectionServer(self._serve, name="LocalOrigin", backlog=256)
         self._ca_dir: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -173,51 +165,17 @@ class LocalOrigin:
         Raises:
             RuntimeError: it was already started (an origin runs once).
         """
-        if self._listener is not None or self._stopping.is_set():
+        if self._server.used:
             raise RuntimeError("a LocalOrigin runs once; make a new one")
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            listener.bind((self._host, 0))
-            listener.listen(256)
-            listener.setblocking(False)
-        except OSError:
-            listener.close()
-            raise
-        self._listener = listener
-        self._wake = socket.socketpair()
+        self._server.start(self._host)
         self._ca_dir = tempfile.mkdtemp(prefix="carto-proxy-origin-ca-")
         with open(self.ca_file, "wb") as file:
             file.write(self.ca_pem)
-        self._accept_thread = threading.Thread(
-            target=self._accept_loop, name=f"LocalOrigin-accept:{self.port}", daemon=True
-        )
-        self._accept_thread.start()
         return self
 
     def stop(self) -> None:
         """Close every connection and join every thread (within 1 s); idempotent."""
-        if self._listener is None or self._stopping.is_set():
-            return
-        deadline = time.monotonic() + _STOP_BUDGET
-        self._stopping.set()
-        assert self._wake is not None
-        assert self._accept_thread is not None
-        self._wake[1].send(b"\0")
-        self._accept_thread.join(_STOP_BUDGET)
-        with self._lock:
-            sockets, threads = list(self._sockets), list(self._threads)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                # A plain shutdown wakes a thread blocked in recv or in the handshake.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            leftovers = list(self._sockets)
-            self._sockets.clear()
-        for sock in (*leftovers, self._listener, *self._wake):
-            sock.close()
+        self._server.stop()
         if self._ca_dir is not None:
             shutil.rmtree(self._ca_dir, ignore_errors=True)
             self._ca_dir = None
@@ -236,9 +194,9 @@ class LocalOrigin:
         Raises:
             RuntimeError: it was never started.
         """
-        if self._listener is None:
+        if self._server.port is None:
             raise RuntimeError("LocalOrigin is not started; call start() first")
-        return int(self._listener.getsockname()[1])
+        return self._server.port
 
     @property
     def address(self) -> tuple[str, int]:
@@ -357,36 +315,6 @@ class LocalOrigin:
 
     # --- connections ----------------------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        assert self._wake is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._listener, selectors.EVENT_READ)
-            selector.register(self._wake[0], selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is self._listener:
-                        self._accept_one(self._listener)
-
-    def _accept_one(self, listener: socket.socket) -> None:
-        try:
-            conn, address = listener.accept()
-        except OSError:
-            return
-        thread = threading.Thread(
-            target=self._serve,
-            args=(conn, (str(address[0]), int(address[1]))),
-            name=f"LocalOrigin-conn:{address[1]}",
-            daemon=True,
-        )
-        with self._lock:
-            if self._stopping.is_set():
-                conn.close()
-                return
-            self._sockets.add(conn)
-            self._threads.add(thread)
-        thread.start()
-
     def _serve(self, conn: socket.socket, client: tuple[str, int]) -> None:
         sock = conn
         try:
@@ -395,22 +323,19 @@ class LocalOrigin:
             first = conn.recv(1, socket.MSG_PEEK)
             if first and first[0] == _TLS_HANDSHAKE:
                 sock = self._tls.wrap_socket(conn, server_side=True)
-                with self._lock:
-                    self._sockets.discard(conn)
-                    self._sockets.add(sock)
+                if not self._server.track(sock, replacing=conn):
+                    return
             if first:
                 # The handler calls only _record, _reply_for and _server_name_of on its "server".
                 _Handler(sock, client, self)  # type: ignore[arg-type]
         except (OSError, ValueError):
             pass  # the client went away, refused the certificate or timed out
         finally:
+            self._server.untrack(sock)
             with self._lock:
-                self._sockets.discard(sock)
-                self._sockets.discard(conn)
                 self._names.pop(id(sock), None)
-                self._threads.discard(threading.current_thread())
             sock.close()
 
     def __repr__(self) -> str:
-        where = f"{self._host}:{self.port}" if self._listener is not None else "not started"
+        where = f"{self._host}:{self.port}" if self._server.port is not None else "not started"
         return f"<LocalOrigin {where} requests={len(self.requests)}>"

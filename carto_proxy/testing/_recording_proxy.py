@@ -31,14 +31,13 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 from carto_proxy.exceptions import MissingExtraError
+from carto_proxy.testing._serving import ConnectionServer
 
 __all__ = ["ProxyRecord", "RecordingProxy"]
 
 _CHUNK = 65536
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
-# stop() must return within 1 s; keep a margin for closing sockets after the joins.
-_STOP_BUDGET = 0.8
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -642,14 +641,8 @@ class RecordingProxy:
         self._cond = threading.Condition()
         self._entries: list[_Entry] = []
         self._tls_errors: list[str] = []
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self._threads: set[threading.Thread] = set()
-        self._stopping = threading.Event()
-        self._listener: socket.socket | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._accept_thread: threading.Thread | None = None
-        self._bound_port: int | None = None
+        # A deep backlog, so that 100 simultaneous connects all land.
+        self._server = ConnectionServer(self._serve, name="RecordingProxy", backlog=1024)
         self._ca_dir: str | None = None
         self._server_ctx: ssl.SSLContext | None = None
         self._ca_pem: bytes | None = None
@@ -678,66 +671,21 @@ class RecordingProxy:
         Raises:
             RuntimeError: the proxy was already started.
         """
-        if self._listener is not None or self._stopping.is_set():
+        if self._server.used:
             raise RuntimeError("a RecordingProxy runs once; make a new one")
-        listener = self._listen()
-        self._listener = listener
-        self._bound_port = listener.getsockname()[1]
-        self._wake = socket.socketpair()
+        self._server.start(self._host, self._requested_port)
         if self._ca_pem is not None:
             self._ca_dir = tempfile.mkdtemp(prefix="carto-proxy-ca-")
             with open(self.ca_file, "wb") as file:
                 file.write(self._ca_pem)
-        self._accept_thread = threading.Thread(
-            target=self._accept_loop, name=f"RecordingProxy-accept:{self._bound_port}", daemon=True
-        )
-        self._accept_thread.start()
         return self
-
-    def _listen(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            listener.bind((self._host, self._requested_port))
-            listener.listen(1024)  # a deep backlog so 100 simultaneous connects all land
-            listener.setblocking(False)
-        except OSError:
-            listener.close()
-            raise
-        return listener
 
     def stop(self) -> None:
         """Close the listener and every connection, and join every thread (within 1 s).
 
         Calling it again, or before :meth:`start`, does nothing.
         """
-        if self._listener is None or self._stopping.is_set():
-            return
-        deadline = time.monotonic() + _STOP_BUDGET
-        self._stopping.set()
-        assert self._wake is not None
-        assert self._accept_thread is not None
-        self._wake[1].send(b"\0")
-        self._accept_thread.join(_STOP_BUDGET)
-        with self._lock:
-            sockets, threads = list(self._sockets), list(self._threads)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                # The plain shutdown wakes a blocked recv/select/handshake in any thread;
-                # SSLSocket.shutdown would also drop its TLS state under that thread.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._close_everything()
-
-    def _close_everything(self) -> None:
-        with self._lock:
-            leftovers = [*self._sockets]
-            self._sockets.clear()
-        assert self._listener is not None
-        assert self._wake is not None
-        for sock in (*leftovers, self._listener, *self._wake):
-            sock.close()
+        self._server.stop()
         if self._ca_dir is not None:
             shutil.rmtree(self._ca_dir, ignore_errors=True)
             self._ca_dir = None
@@ -756,9 +704,9 @@ class RecordingProxy:
         Raises:
             RuntimeError: the proxy was never started.
         """
-        if self._bound_port is None:
+        if self._server.port is None:
             raise RuntimeError("RecordingProxy is not started; call start() first")
-        return self._bound_port
+        return self._server.port
 
     @property
     def tls(self) -> bool:
@@ -804,7 +752,7 @@ class RecordingProxy:
         return os.path.join(self._ca_dir, "ca.pem")
 
     def __repr__(self) -> str:
-        where = self.url if self._bound_port is not None else "not started"
+        where = self.url if self._server.port is not None else "not started"
         with self._cond:
             count = len(self._entries)
         return f"<RecordingProxy {where} tls={self._tls} records={count}>"
@@ -931,17 +879,6 @@ class RecordingProxy:
 
     # --- bookkeeping ----------------------------------------------------------------------------
 
-    def _track(self, sock: socket.socket) -> bool:
-        with self._lock:
-            if self._stopping.is_set():
-                return False
-            self._sockets.add(sock)
-            return True
-
-    def _untrack(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.discard(sock)
-
     def _open(
         self,
         method: str,
@@ -995,36 +932,6 @@ class RecordingProxy:
 
     # --- connections ----------------------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        assert self._wake is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._listener, selectors.EVENT_READ)
-            selector.register(self._wake[0], selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is self._listener:
-                        self._accept_one(self._listener)
-
-    def _accept_one(self, listener: socket.socket) -> None:
-        try:
-            conn, address = listener.accept()
-        except OSError:  # the client gave up before we got to it
-            return
-        if not self._track(conn):
-            conn.close()
-            return
-        client = (str(address[0]), int(address[1]))
-        thread = threading.Thread(
-            target=self._serve,
-            args=(conn, client),
-            name=f"RecordingProxy-conn:{self._bound_port}:{client[1]}",
-            daemon=True,
-        )
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
-
     def _serve(self, conn: socket.socket, client: tuple[str, int]) -> None:
         sock = conn
         try:
@@ -1034,17 +941,16 @@ class RecordingProxy:
                     conn, server_side=True, do_handshake_on_connect=False
                 )
                 sock = tls_sock
-                self._untrack(conn)
-                if not self._track(tls_sock) or not self._handshake(tls_sock, client):
+                if not self._server.track(tls_sock, replacing=conn):
+                    return
+                if not self._handshake(tls_sock, client):
                     return
             self._serve_requests(sock, client)
         except (OSError, _ProtocolError):
             pass  # the client went away or spoke garbage; a record in flight has its error
         finally:
-            self._untrack(sock)
+            self._server.untrack(sock)
             sock.close()
-            with self._lock:
-                self._threads.discard(threading.current_thread())
 
     def _handshake(self, sock: ssl.SSLSocket, client: tuple[str, int]) -> bool:
         # In the connection thread, so a slow or hostile client never stalls accept().
@@ -1052,7 +958,7 @@ class RecordingProxy:
         try:
             sock.do_handshake()
         except OSError as exc:
-            if not self._stopping.is_set():
+            if not self._server.stopping.is_set():
                 with self._cond:
                     self._tls_errors.append(f"{client[0]}:{client[1]}: {exc}")
                     self._cond.notify_all()
@@ -1062,7 +968,7 @@ class RecordingProxy:
 
     def _serve_requests(self, sock: socket.socket, client: tuple[str, int]) -> None:
         reader = _Reader(sock)
-        while not self._stopping.is_set():
+        while not self._server.stopping.is_set():
             try:
                 head = _read_head(reader)
                 if head is None:
@@ -1080,7 +986,7 @@ class RecordingProxy:
     def _decide(self, entry: _Entry) -> _Address | _Refusal:
         """Apply latency and faults, then the loopback-or-mapped rule; never resolve a name."""
         delay = self._faults.delay(entry.host, entry.port)
-        if delay > 0 and self._stopping.wait(delay):
+        if delay > 0 and self._server.stopping.wait(delay):
             # stop() cut the delay short: hang up rather than answer after all.
             raise ConnectionAbortedError("RecordingProxy stopped during add_latency")
         refusal = self._faults.refusal(entry.host, entry.port)
@@ -1097,7 +1003,7 @@ class RecordingProxy:
 
     def _connect(self, address: _Address) -> socket.socket:
         upstream = socket.create_connection(address, timeout=self._timeout)
-        if not self._track(upstream):
+        if not self._server.track(upstream):
             upstream.close()
             raise ConnectionAbortedError("RecordingProxy is stopping")
         return upstream
@@ -1129,7 +1035,7 @@ class RecordingProxy:
             try:
                 self._splice(sock, reader, upstream, entry)
             finally:
-                self._untrack(upstream)
+                self._server.untrack(upstream)
                 upstream.close()
 
     def _splice(
@@ -1142,7 +1048,7 @@ class RecordingProxy:
             sock,
             upstream,
             budget=budget,
-            stopping=self._stopping,
+            stopping=self._server.stopping,
             count=lambda up, down: self._add_bytes(entry, up=up, down=down),
         )
         # Bytes a client sent right behind its CONNECT were read ahead with the head.
@@ -1197,7 +1103,7 @@ class RecordingProxy:
             upstream.sendall(request)
             return _read_response(_Reader(upstream), method)
         finally:
-            self._untrack(upstream)
+            self._server.untrack(upstream)
             upstream.close()
 
 

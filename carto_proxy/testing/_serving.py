@@ -1,0 +1,154 @@
+"""The TCP server under RecordingProxy and LocalOrigin: one thread per connection, fast stop.
+
+Both must stop within about a second however their clients behave, so every connection socket
+is tracked: stopping shuts each one down, which wakes a thread blocked in ``recv``, ``select``
+or a TLS handshake, then joins the threads within what is left of the budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["ConnectionServer"]
+
+# stop() must return within 1 s; keep a margin for closing sockets after the joins.
+_STOP_BUDGET = 0.8
+
+_Serve = Callable[[socket.socket, tuple[str, int]], None]
+
+
+class ConnectionServer:
+    """Accept connections on a loopback address and run ``serve(conn, client)`` for each.
+
+    ``serve`` runs in the connection's own thread and closes the socket it was given. A socket
+    it wraps the connection in (TLS) must be tracked with :meth:`track`, so that stopping can
+    wake it too.
+
+    Args:
+        serve: what to do with one connection.
+        name: the prefix of the threads' names.
+        backlog: how many connections may wait to be accepted.
+    """
+
+    def __init__(self, serve: _Serve, *, name: str, backlog: int) -> None:
+        self._serve = serve
+        self._name = name
+        self._backlog = backlog
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self.stopping = threading.Event()
+        """Set once :meth:`stop` begins: long waits in connection threads should watch it."""
+        self._listener: socket.socket | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._accept_thread: threading.Thread | None = None
+        self.port: int | None = None
+        """The port it listens (or listened) on; ``None`` before :meth:`start`."""
+
+    @property
+    def used(self) -> bool:
+        """Whether it was ever started: a server runs once."""
+        return self._listener is not None or self.stopping.is_set()
+
+    def start(self, host: str, port: int = 0) -> None:
+        """Listen on ``host:port`` (``0``: a free port) and start accepting."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.bind((host, port))
+            listener.listen(self._backlog)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._listener = listener
+        self.port = int(listener.getsockname()[1])
+        self._wake = socket.socketpair()
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name=f"{self._name}-accept:{self.port}", daemon=True
+        )
+        self._accept_thread.start()
+
+    def stop(self) -> None:
+        """Close the listener and every connection, and join every thread; idempotent."""
+        if self._listener is None or self.stopping.is_set():
+            return
+        deadline = time.monotonic() + _STOP_BUDGET
+        self.stopping.set()
+        assert self._wake is not None
+        assert self._accept_thread is not None
+        self._wake[1].send(b"\0")
+        self._accept_thread.join(_STOP_BUDGET)
+        with self._lock:
+            sockets, threads = list(self._sockets), list(self._threads)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                # The plain shutdown wakes a blocked recv/select/handshake in any thread;
+                # SSLSocket.shutdown would also drop its TLS state under that thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            leftovers = list(self._sockets)
+            self._sockets.clear()
+        for sock in (*leftovers, self._listener, *self._wake):
+            sock.close()
+
+    def track(self, sock: socket.socket, *, replacing: socket.socket | None = None) -> bool:
+        """Track ``sock`` (in place of the socket it wraps); return ``False`` once stopping."""
+        with self._lock:
+            if replacing is not None:
+                self._sockets.discard(replacing)
+            if self.stopping.is_set():
+                return False
+            self._sockets.add(sock)
+            return True
+
+    def untrack(self, sock: socket.socket) -> None:
+        """Stop tracking ``sock``, which its thread is about to close."""
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        assert self._wake is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake[0], selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._listener:
+                        self._accept_one(self._listener)
+
+    def _accept_one(self, listener: socket.socket) -> None:
+        try:
+            conn, address = listener.accept()
+        except OSError:  # the client gave up before we got to it
+            return
+        client = (str(address[0]), int(address[1]))
+        thread = threading.Thread(
+            target=self._run,
+            args=(conn, client),
+            name=f"{self._name}-conn:{self.port}:{client[1]}",
+            daemon=True,
+        )
+        with self._lock:
+            if self.stopping.is_set():
+                conn.close()
+                return
+            self._sockets.add(conn)
+            self._threads.add(thread)
+        thread.start()
+
+    def _run(self, conn: socket.socket, client: tuple[str, int]) -> None:
+        try:
+            self._serve(conn, client)
+        finally:
+            with self._lock:
+                self._sockets.discard(conn)
+                self._threads.discard(threading.current_thread())
