@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 from . import _env, _tls
 from ._no_proxy import NoProxy
 from ._proxy_url import ProxyURL, parse_proxy
-from ._routing import Route, decide
+from ._routing import Route, Router
 from ._target import Protocol, parse_target
 from ._warehouses import Warehouse
 from .exceptions import ConfigError, TargetError
@@ -22,7 +22,6 @@ __all__ = ["ProxyConfig", "build"]
 
 _T = TypeVar("_T")
 _ROUTE_CACHE_SIZE = 4096
-_GRPC_CHAIN = ("GRPC_PROXY", "HTTPS_PROXY", "HTTP_PROXY")  # gRPC's own order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,33 +50,20 @@ class ProxyConfig:
     extra_ca_pem: str | None = field(default=None, repr=False)
     verify_proxy: bool = True
     sources: _env.Sources | None = field(default=None, compare=False, repr=False)
-    _routes: dict[tuple[object, object, object], Route] = field(
+    _routes: dict[object, Route] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
-    _proxies: dict[Protocol, tuple[ProxyURL | None, str | None]] = field(
-        default_factory=dict, init=False, compare=False, repr=False
-    )
+    _router: Router = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        # proxy_for() is on the routing hot path: answer it from a table built once.
-        grpc = next(
-            (
-                (proxy, name)
-                for name, proxy in zip(
-                    _GRPC_CHAIN, (self.grpc_proxy, self.https_proxy, self.http_proxy), strict=True
-                )
-                if proxy is not None
-            ),
-            (None, "GRPC_PROXY"),
+        router = Router(
+            http_proxy=self.http_proxy,
+            https_proxy=self.https_proxy,
+            grpc_proxy=self.grpc_proxy,
+            no_proxy=self.no_proxy,
+            no_grpc_proxy=self.no_grpc_proxy,
         )
-        self._proxies.update(
-            {
-                Protocol.HTTP: (self.http_proxy, "HTTP_PROXY"),
-                Protocol.HTTPS: (self.https_proxy, "HTTPS_PROXY"),
-                Protocol.GRPC: grpc,
-                Protocol.TCP: (None, None),
-            }
-        )
+        object.__setattr__(self, "_router", router)  # frozen: set once, here
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProxyConfig:
@@ -114,7 +100,7 @@ class ProxyConfig:
         ``http`` uses HTTP_PROXY and ``https`` HTTPS_PROXY, with no fallback between them;
         gRPC uses GRPC_PROXY, else HTTPS_PROXY, else HTTP_PROXY; TCP never uses a proxy.
         """
-        return self._proxies[protocol]
+        return self._router.proxy_for(protocol)
 
     def route(
         self,
@@ -133,27 +119,29 @@ class ProxyConfig:
         Raises:
             TargetError: the target, protocol or warehouse cannot be parsed.
         """
-        key = (target, protocol, warehouse)
+        # The common call, a target alone, is keyed by the target itself: no tuple to build.
+        key = target if protocol is None and warehouse is None else (target, protocol, warehouse)
+        routes = self._routes
         try:
-            cached = self._routes.get(key)
-        except TypeError:
-            cached = None  # an unhashable argument: decide without the cache
+            cached = routes.get(key)
+        except TypeError:  # an unhashable argument: decide, without the cache
+            return self._decide(target, protocol, warehouse)
         if cached is not None:
             return cached
         route = self._decide(target, protocol, warehouse)
-        if len(self._routes) >= _ROUTE_CACHE_SIZE:
-            self._routes.clear()  # bounded; a cleared cache only costs a re-decision
-        self._routes[key] = route
+        if len(routes) >= _ROUTE_CACHE_SIZE:
+            routes.clear()  # bounded; a cleared cache only costs a re-decision
+        routes[key] = route
         return route
 
     def _decide(self, target: object, protocol: object, warehouse: object) -> Route:
         if not isinstance(target, str):
-            target = str(target)  # httpx.URL, yarl.URL, ...: their text form
+            target = _as_text(target)
         if protocol is not None:
             protocol = _coerce(Protocol, protocol, "protocol", target)
         if warehouse is not None:
             warehouse = _coerce(Warehouse, warehouse, "warehouse", target)
-        return decide(self, parse_target(target, protocol), warehouse)
+        return self._router.decide(parse_target(target, protocol), warehouse)
 
     def to_env(self, *, ca_path: str | None = None) -> dict[str, str]:
         """Return the variables CARTO's ``.env`` needs for this configuration.
@@ -221,6 +209,22 @@ class ProxyConfig:
 
 
 _E = TypeVar("_E", Protocol, Warehouse)
+
+
+def _as_text(target: object) -> str:
+    """The text of a URL object: ``httpx.URL``, ``yarl.URL``, ``urllib.parse`` results.
+
+    Raises:
+        TargetError: *target* is not a URL object (``None``, bytes, a number...).
+    """
+    geturl = getattr(target, "geturl", None)  # urllib.parse results: str() is their repr
+    if callable(geturl):
+        return str(geturl())
+    if hasattr(target, "scheme") and hasattr(target, "host"):  # httpx.URL, yarl.URL
+        return str(target)
+    raise TargetError(
+        f"<{type(target).__name__}>", "a target is a URL or host[:port] string, or a URL object"
+    )
 
 
 def _coerce(kind: type[_E], value: object, name: str, target: str) -> _E | None:

@@ -17,7 +17,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from ._hosts import IPAddress, as_ip, normalize_name
+from ._hosts import IPAddress, as_ip, normalize_name, parse_host, split_authority
 
 __all__ = ["NoProxy"]
 
@@ -208,12 +208,18 @@ def _parse_entry(entry: str) -> _Parsed:
             return ipaddress.ip_network(entry.strip("[]").replace("]/", "/"), strict=False)
         except ValueError:
             return "not a valid CIDR block (write e.g. 10.0.0.0/8 or 2001:db8::/32)"
-    host, port = _split_port(entry)
-    if port == -1:
-        return "the port is not a number from 1 to 65535"
-    ip = as_ip(host)
-    if ip is not None:
-        return ip, port
+    try:
+        host, port, bracketed = split_authority(entry)
+        if not bracketed and as_ip(host) is None:
+            return _name_entry(host, port)
+        _, address = parse_host(host, bracketed=bracketed)
+    except ValueError as error:
+        return str(error)
+    assert address is not None  # brackets and IP literals parse to an address
+    return address, port
+
+
+def _name_entry(host: str, port: int | None) -> _Parsed:
     if host.startswith("*."):
         host = host[2:]
     elif host.startswith("."):
@@ -229,30 +235,6 @@ def _parse_entry(entry: str) -> _Parsed:
 def _looks_like_cidr(entry: str) -> bool:
     address, _, prefix = entry.partition("/")
     return prefix.isascii() and prefix.isdigit() and (address[:1].isdigit() or ":" in address)
-
-
-def _split_port(entry: str) -> tuple[str, int | None]:
-    """Split ``host:port``, ``[v6]:port``, ``[v6]``; a bare IPv6 address has no port.
-
-    A port of ``-1`` marks an invalid one.
-    """
-    if entry.startswith("["):
-        inner, bracket, after = entry[1:].partition("]")
-        if not bracket:
-            return entry, None  # unbalanced: fails as a host name, with that reason
-        if not after:
-            return inner, None
-        return inner, _port(after[1:]) if after.startswith(":") else -1
-    if entry.count(":") == 1:
-        host, _, port_text = entry.partition(":")
-        return host, _port(port_text)
-    return entry, None
-
-
-def _port(text: str) -> int:
-    if text.isascii() and text.isdigit() and len(text) <= 5 and 0 < int(text) < 65536:
-        return int(text)
-    return -1
 
 
 _EMPTY = NoProxy()

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ._hosts import as_ip, format_authority, normalize_name
+from ._hosts import format_authority, parse_host, split_authority
 from .exceptions import ConfigError
 
 __all__ = ["ParsedProxy", "ProxyURL", "parse_proxy", "redact"]
@@ -121,23 +121,11 @@ def _parse(text: str) -> ParsedProxy:
 
 
 def _split_authority(authority: str) -> tuple[str, int | None]:
-    if authority.startswith("["):
-        inner, bracket, port_text = authority[1:].partition("]")
-        ip = as_ip(inner) if bracket else None
-        if ip is None or ip.version != 6 or (port_text and not port_text.startswith(":")):
-            raise _Invalid("the IPv6 address in brackets is not valid")
-        return str(ip), _port(port_text[1:]) if port_text else None
-    if authority.count(":") > 1:
-        raise _Invalid("an IPv6 address must be written in brackets", "write http://[::1]:3128")
-    host_text, colon, port_text = authority.partition(":")
-    ip = as_ip(host_text)
-    host = str(ip) if ip is not None else normalize_name(host_text)
-    if not host:
-        raise _Invalid("the host name is missing or not valid")
-    return host, _port(port_text) if colon else None
-
-
-def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and len(text) <= 5) or not 0 < int(text) < 65536:
-        raise _Invalid(f"the port {text!r} is not a number from 1 to 65535")
-    return int(text)
+    try:
+        host_text, port, bracketed = split_authority(authority)
+        if not bracketed and ":" in host_text:
+            raise _Invalid("an IPv6 address must be written in brackets", "write http://[::1]:3128")
+        host, _ = parse_host(host_text, bracketed=bracketed)
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
+    return host, port

@@ -1,23 +1,20 @@
 """Route, Action, Rule and the decision order (DESIGN §3.5).
 
-``decide`` is pure: it reads a compiled configuration and a parsed target and returns a
-:class:`Route`. Nothing here reads the environment or touches the network.
+:class:`Router` is a configuration compiled for routing; its ``decide`` is pure: a parsed
+target in, a :class:`Route` out. Nothing here reads the environment or touches the network.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
+from ._no_proxy import NoProxy
 from ._proxy_url import ProxyURL
 from ._target import ParsedTarget, Protocol, Target
 from ._warehouses import RULES, Warehouse, detect
 
-if TYPE_CHECKING:
-    from ._config import ProxyConfig
-
-__all__ = ["Action", "Route", "Rule", "decide"]
+__all__ = ["Action", "Route", "Router", "Rule"]
 
 
 class Action(str, enum.Enum):
@@ -45,20 +42,11 @@ class Rule(str, enum.Enum):
         return self.value
 
 
-# Rules that send a target direct although a proxy is configured: the firewall must allow it.
-_BYPASS_RULES = frozenset(
-    {
-        Rule.TCP_BYPASS,
-        Rule.WAREHOUSE_UNSUPPORTED,
-        Rule.WAREHOUSE_HTTPS_UNSUPPORTED,
-        Rule.GRPC_HTTPS_UNSUPPORTED,
-    }
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Route:
+class Route(NamedTuple):
     """The decision for one target: go through :attr:`proxy`, or connect directly.
+
+    An immutable record (a named tuple, so that routing can build one in a fraction of a
+    microsecond); compare routes with ``==`` and read their fields by name.
 
     Attributes:
         action: ``Action.PROXY`` or ``Action.DIRECT``.
@@ -92,96 +80,89 @@ class Route:
 
 
 _PROXY, _DIRECT = Action.PROXY, Action.DIRECT
-_GRPC, _TCP = Protocol.GRPC, Protocol.TCP
-_new = object.__new__
-(
-    _set_action,
-    _set_proxy,
-    _set_rule,
-    _set_target,
-    _set_warehouse,
-    _set_entry,
-    _set_egress,
-    _set_variable,
-) = (
-    Route.__dict__[name].__set__
-    for name in (
-        "action",
-        "proxy",
-        "rule",
-        "target",
-        "warehouse",
-        "matched_entry",
-        "needs_direct_egress",
-        "variable",
-    )
-)
+_HTTP, _HTTPS, _GRPC, _TCP = Protocol.HTTP, Protocol.HTTPS, Protocol.GRPC, Protocol.TCP
+_GRPC_CHAIN = ("GRPC_PROXY", "HTTPS_PROXY", "HTTP_PROXY")  # gRPC's own order
 
 
-def _make_route(
-    action: Action,
-    proxy: ProxyURL | None,
-    rule: Rule,
-    target: Target,
-    warehouse: Warehouse | None,
-    matched_entry: str | None,
-    needs_direct_egress: bool,
-    variable: str | None,
-) -> Route:
-    """Build a :class:`Route` without the frozen ``__init__`` (see ``make_target``)."""
-    route = _new(Route)
-    _set_action(route, action)
-    _set_proxy(route, proxy)
-    _set_rule(route, rule)
-    _set_target(route, target)
-    _set_warehouse(route, warehouse)
-    _set_entry(route, matched_entry)
-    _set_egress(route, needs_direct_egress)
-    _set_variable(route, variable)
-    return route
+class Router:
+    """A configuration compiled for routing: the proxy of each protocol and the exclusions.
 
+    :class:`~carto_proxy.ProxyConfig` builds one when it is created and hands every parsed
+    target to :meth:`decide`; nothing here reads the configuration again.
 
-def decide(config: ProxyConfig, parsed: ParsedTarget, warehouse: Warehouse | None) -> Route:
-    """Apply the decision order to a parsed target."""
-    target, ip, implied = parsed
-    protocol = target.protocol
-    if warehouse is None:
-        warehouse = implied or (detect(target.host) if ip is None else None)
-    rule = RULES[warehouse] if warehouse is not None else None
-    if protocol is _TCP or (rule is not None and rule.tcp):
-        return _bypass(config, target, warehouse, Rule.TCP_BYPASS, None)
-    if rule is not None and not (rule.via_http_proxy or rule.via_https_proxy):
-        return _bypass(config, target, warehouse, Rule.WAREHOUSE_UNSUPPORTED, None)
-    grpc = protocol is _GRPC
-    no_proxy, no_proxy_name = config.no_proxy, "NO_PROXY"
-    if grpc and config.no_grpc_proxy is not None:
-        no_proxy, no_proxy_name = config.no_grpc_proxy, "NO_GRPC_PROXY"
-    entry = no_proxy.match(target.host, target.port, ip) if no_proxy else None
-    if entry is not None:
-        return _make_route(
-            _DIRECT, None, Rule.NO_PROXY, target, warehouse, entry, False, no_proxy_name
-        )
-    proxy, variable = config._proxies[protocol]  # proxy_for(), without the call
-    if proxy is None:
-        return _make_route(
-            _DIRECT, None, Rule.NO_PROXY_CONFIGURED, target, warehouse, None, False, variable
-        )
-    if proxy.is_tls and rule is not None and not rule.via_https_proxy:
-        return _bypass(config, target, warehouse, Rule.WAREHOUSE_HTTPS_UNSUPPORTED, variable)
-    if proxy.is_tls and grpc:
-        return _bypass(config, target, warehouse, Rule.GRPC_HTTPS_UNSUPPORTED, variable)
-    return _make_route(_PROXY, proxy, Rule.PROXY, target, warehouse, None, False, variable)
+    Args:
+        http_proxy, https_proxy, grpc_proxy: the configured proxies.
+        no_proxy: the compiled NO_PROXY list.
+        no_grpc_proxy: the compiled NO_GRPC_PROXY list, ``None`` when unset (gRPC then uses
+            NO_PROXY).
+    """
 
+    __slots__ = ("_grpc", "_has_proxy", "_http", "_https", "_no_grpc_proxy", "_no_proxy")
 
-def _bypass(
-    config: ProxyConfig,
-    target: Target,
-    warehouse: Warehouse | None,
-    rule: Rule,
-    variable: str | None,
-) -> Route:
-    """A direct route CARTO's rules impose although a proxy may be configured."""
-    return _make_route(_DIRECT, None, rule, target, warehouse, None, config.has_proxy, variable)
+    def __init__(
+        self,
+        *,
+        http_proxy: ProxyURL | None,
+        https_proxy: ProxyURL | None,
+        grpc_proxy: ProxyURL | None,
+        no_proxy: NoProxy,
+        no_grpc_proxy: NoProxy | None,
+    ) -> None:
+        self._http = (http_proxy, "HTTP_PROXY")
+        self._https = (https_proxy, "HTTPS_PROXY")
+        chain = zip(_GRPC_CHAIN, (grpc_proxy, https_proxy, http_proxy), strict=True)
+        self._grpc = next(((p, name) for name, p in chain if p is not None), (None, "GRPC_PROXY"))
+        # None for an empty list: the hot path tests identity, not NoProxy.__bool__.
+        self._no_proxy = no_proxy if no_proxy else None
+        self._no_grpc_proxy = no_grpc_proxy
+        self._has_proxy = bool(http_proxy or https_proxy or grpc_proxy)
+
+    def proxy_for(self, protocol: Protocol) -> tuple[ProxyURL | None, str | None]:
+        """The proxy *protocol* uses and the variable it comes from (see ProxyConfig)."""
+        if protocol is _HTTPS:
+            return self._https
+        if protocol is _HTTP:
+            return self._http
+        return self._grpc if protocol is _GRPC else (None, None)
+
+    def decide(self, parsed: ParsedTarget, warehouse: Warehouse | None) -> Route:
+        """Apply the decision order (DESIGN §3.5) to a parsed target."""
+        target, ip, implied = parsed
+        protocol = target.protocol
+        if warehouse is None:
+            warehouse = implied or (detect(target.host) if ip is None else None)
+        rule = RULES[warehouse] if warehouse is not None else None
+        if protocol is _TCP or (rule is not None and rule.tcp):
+            return self._bypass(target, warehouse, Rule.TCP_BYPASS, None)
+        if rule is not None and not (rule.via_http_proxy or rule.via_https_proxy):
+            return self._bypass(target, warehouse, Rule.WAREHOUSE_UNSUPPORTED, None)
+        grpc = protocol is _GRPC
+        no_proxy, no_proxy_name = self._no_proxy, "NO_PROXY"
+        if grpc and self._no_grpc_proxy is not None:
+            no_proxy, no_proxy_name = self._no_grpc_proxy, "NO_GRPC_PROXY"
+        if no_proxy is not None:
+            entry = no_proxy.match(target.host, target.port, ip)
+            if entry is not None:
+                return Route(
+                    _DIRECT, None, Rule.NO_PROXY, target, warehouse, entry, False, no_proxy_name
+                )
+        proxy, variable = self.proxy_for(protocol)
+        if proxy is None:
+            return Route(
+                _DIRECT, None, Rule.NO_PROXY_CONFIGURED, target, warehouse, None, False, variable
+            )
+        if proxy.scheme == "https":  # a TLS proxy: not every client can use it
+            if rule is not None and not rule.via_https_proxy:
+                return self._bypass(target, warehouse, Rule.WAREHOUSE_HTTPS_UNSUPPORTED, variable)
+            if grpc:
+                return self._bypass(target, warehouse, Rule.GRPC_HTTPS_UNSUPPORTED, variable)
+        return Route(_PROXY, proxy, Rule.PROXY, target, warehouse, None, False, variable)
+
+    def _bypass(
+        self, target: Target, warehouse: Warehouse | None, rule: Rule, variable: str | None
+    ) -> Route:
+        """A direct route CARTO's rules impose although a proxy may be configured."""
+        return Route(_DIRECT, None, rule, target, warehouse, None, self._has_proxy, variable)
 
 
 def _label(route: Route) -> str:

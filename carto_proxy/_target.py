@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from ._hosts import IPAddress, as_ip, format_authority, normalize_name
+from ._hosts import IPAddress, format_authority, parse_host, split_authority
 from ._proxy_url import redact
 from ._warehouses import Warehouse
 from .exceptions import TargetError
@@ -26,9 +26,11 @@ class Protocol(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Target:
-    """A normalised destination: protocol, host (IDNA ASCII, lowercase) and effective port."""
+class Target(NamedTuple):
+    """A normalised destination: protocol, host (IDNA ASCII, lowercase) and effective port.
+
+    An immutable record (a named tuple, cheap to build on the routing hot path).
+    """
 
     protocol: Protocol
     host: str
@@ -73,25 +75,6 @@ _PLAIN_URL = re.compile(
     r"([a-z]+)://(?:[^@/?#\[\]]*@)?([a-z0-9_.-]+)(?::([0-9]{1,5}))?(?:[/?#]|\Z)"
 )
 
-_new = object.__new__
-_set_protocol = Target.__dict__["protocol"].__set__
-_set_host = Target.__dict__["host"].__set__
-_set_port = Target.__dict__["port"].__set__
-
-
-def make_target(protocol: Protocol, host: str, port: int) -> Target:
-    """Build a :class:`Target` without the frozen ``__init__``.
-
-    A frozen dataclass sets each field through ``object.__setattr__``, which costs about a
-    microsecond per instance here; routing's whole budget is a few, so the hot path writes
-    the slots directly. The result is an ordinary, equal and immutable ``Target``.
-    """
-    target = _new(Target)
-    _set_protocol(target, protocol)
-    _set_host(target, host)
-    _set_port(target, port)
-    return target
-
 
 def parse_target(text: str, protocol: Protocol | None = None) -> ParsedTarget:
     """Parse a target string.
@@ -112,7 +95,7 @@ def parse_target(text: str, protocol: Protocol | None = None) -> ParsedTarget:
         if known is not None and scheme != "dns" and _is_plain_name(host):
             port = known[1] if port_text is None else int(port_text)
             if 0 < port < 65536:
-                return make_target(protocol or known[0], host, port), None, known[2]
+                return Target(protocol or known[0], host, port), None, known[2]
     return _parse_general(text.strip(), protocol)
 
 
@@ -142,12 +125,12 @@ def _parse_general(text: str, protocol: Protocol | None) -> ParsedTarget:
             port = _DEFAULT_PORTS.get(chosen)
             if port is None:
                 raise _error(text, "a TCP target needs a port")
-        return make_target(chosen, host, port), ip, None
+        return Target(chosen, host, port), ip, None
     known = _SCHEMES.get(scheme)
     if known is None:
         raise _error(text, f"the {scheme}: scheme is not routed")
     host, port, ip = _host_port(rest, text)
-    return make_target(protocol or known[0], host, port or known[1]), ip, known[2]
+    return Target(protocol or known[0], host, port or known[1]), ip, known[2]
 
 
 def _split_scheme(text: str) -> tuple[str | None, str]:
@@ -173,27 +156,11 @@ def _authority(text: str) -> str:
 
 def _host_port(authority: str, original: str) -> tuple[str, int | None, IPAddress | None]:
     """Split and normalise ``host[:port]``; IPv6 hosts come back without brackets."""
-    port_text: str | None = None
-    if authority.startswith("["):
-        host_text, bracket, after = authority[1:].partition("]")
-        if not bracket or (after and not after.startswith(":")):
-            raise _error(original, "unbalanced IPv6 brackets")
-        port_text = after[1:] if after else None
-    elif authority.count(":") == 1:
-        host_text, _, port_text = authority.partition(":")
-    else:
-        host_text = authority  # a name, or an unbracketed IPv6 address with no port
-    ip = as_ip(host_text)
-    host = str(ip) if ip is not None else normalize_name(host_text)
-    if not host:
-        raise _error(original, "no valid host name or address")
-    if port_text is None:
-        return host, None, ip
-    if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5):
-        raise _error(original, f"the port {port_text!r} is invalid")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise _error(original, f"the port {port} is out of range")
+    try:
+        host_text, port, bracketed = split_authority(authority)
+        host, ip = parse_host(host_text, bracketed=bracketed)
+    except ValueError as error:
+        raise _error(original, str(error)) from None
     return host, port, ip
 
 

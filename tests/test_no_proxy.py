@@ -80,7 +80,8 @@ def test_match(no_proxy: str, host: str, port: int, expected: str | None) -> Non
         ("example.com:", "port"),
         (":443", "not a valid host name"),
         ("bad host", "not a valid host name"),
-        ("[::1", "not a valid host name"),
+        ("[::1", "unbalanced brackets"),
+        ("[zz]", "IPv6 address in brackets is not valid"),
     ],
 )
 def test_unusable_entries_are_kept_with_a_reason(entry: str, reason: str) -> None:
