@@ -22,7 +22,8 @@ from ._version import __version__
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._config import ProxyConfig
-    from ._diagnostics import Diagnostic, Severity, check
+    from ._codes import Severity
+    from ._diagnostics import Diagnostic, check
     from ._proxy_url import ProxyURL
     from ._routing import Action, Route, Rule
     from ._target import Protocol, Target
@@ -60,7 +61,7 @@ _HOMES = {
     "ProxyURL": "._proxy_url",
     "Route": "._routing",
     "Rule": "._routing",
-    "Severity": "._diagnostics",
+    "Severity": "._codes",
     "Target": "._target",
     "TargetError": ".exceptions",
     "Warehouse": "._warehouses",

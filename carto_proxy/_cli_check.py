@@ -20,8 +20,15 @@ from carto_proxy._cli_common import (
     wrap,
 )
 from carto_proxy._config import build
-from carto_proxy._diagnostics import Diagnostic, Severity, check
-from carto_proxy._portability import TOOLS, Finding, lint, tool_names
+from carto_proxy._diagnostics import (
+    TOOLS,
+    Diagnostic,
+    Severity,
+    diagnose,
+    from_error,
+    lint,
+    tool_names,
+)
 from carto_proxy.exceptions import ConfigError
 
 __all__ = ["register", "run"]
@@ -48,8 +55,8 @@ def run(args: argparse.Namespace, source: Source) -> int:
     if args.json:
         emit_json(
             {
-                "diagnostics": [_diagnostic_json(d) for d in diagnostics],
-                "portability": [_finding_json(f) for f in findings],
+                "diagnostics": [_json(d) for d in diagnostics],
+                "portability": [_json(f) for f in findings],
             }
         )
     else:
@@ -57,34 +64,21 @@ def run(args: argparse.Namespace, source: Source) -> int:
     return _status(diagnostics, findings, strict=args.strict)
 
 
-def _gather(source: Source) -> tuple[str, list[Diagnostic], list[Finding]]:
+def _gather(source: Source) -> tuple[str, list[Diagnostic], list[Diagnostic]]:
+    """Read the source once; return its name, its diagnostics and its portability findings."""
     try:
         sources = source.read()
     except ConfigError as error:  # the file exists but cannot be read as a whole
         what = source.env_file or source.helm_values or "environment"
-        return what, [_unreadable(error)], []
-    config = build(sources, errors=[])
-    if source.env_file is not None:
-        diagnostics = check(env_file=source.env_file)
-    elif source.helm_values is not None:
-        diagnostics = check(helm_values=source.helm_values)
-    else:
-        diagnostics = check(environ=source.environ)
-    return sources.origin, diagnostics, lint(config)
+        return what, [from_error(error)], []
+    errors: list[ConfigError] = []
+    config = build(sources, errors)
+    return sources.origin, diagnose(config, errors), lint(config)
 
 
-def _unreadable(error: ConfigError) -> Diagnostic:
-    shown = "" if error.value is None else f" (value {error.value!r})"
-    return Diagnostic(
-        code=error.code,
-        severity=Severity.ERROR,
-        variable=error.variable,
-        message=f"{error.problem}{shown}.",
-        fix=error.fix,
-    )
-
-
-def _status(diagnostics: Sequence[Diagnostic], findings: Sequence[Finding], *, strict: bool) -> int:
+def _status(
+    diagnostics: Sequence[Diagnostic], findings: Sequence[Diagnostic], *, strict: bool
+) -> int:
     severities = {d.severity for d in diagnostics}
     if Severity.ERROR in severities:
         return EXIT_FINDINGS
@@ -95,32 +89,20 @@ def _status(diagnostics: Sequence[Diagnostic], findings: Sequence[Finding], *, s
     return EXIT_OK
 
 
-def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
+def _json(diagnostic: Diagnostic) -> dict[str, Any]:
     return {
         "code": diagnostic.code,
         "severity": diagnostic.severity.value,
         "variable": diagnostic.variable,
-        "entry": None,
-        "tools": [],
+        "entry": diagnostic.entry,
+        "tools": list(diagnostic.tools),
         "message": diagnostic.message,
         "fix": diagnostic.fix,
     }
 
 
-def _finding_json(finding: Finding) -> dict[str, Any]:
-    return {
-        "code": finding.code,
-        "severity": finding.severity.value,
-        "variable": finding.variable,
-        "entry": finding.entry,
-        "tools": list(finding.tools),
-        "message": finding.message,
-        "fix": finding.fix,
-    }
-
-
 def _print(
-    origin: str, diagnostics: Sequence[Diagnostic], findings: Sequence[Finding], *, strict: bool
+    origin: str, diagnostics: Sequence[Diagnostic], findings: Sequence[Diagnostic], *, strict: bool
 ) -> None:
     emit(f"Source: {origin}")
     emit()
@@ -155,7 +137,7 @@ def _details(message: str, fix: str, *, tools: str | None = None) -> None:
 
 
 def _summary(
-    diagnostics: Sequence[Diagnostic], findings: Sequence[Finding], *, strict: bool
+    diagnostics: Sequence[Diagnostic], findings: Sequence[Diagnostic], *, strict: bool
 ) -> str:
     counts = {s: sum(d.severity is s for d in diagnostics) for s in Severity}
     warnings = sum(f.severity is Severity.WARNING for f in findings)

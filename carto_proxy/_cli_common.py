@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from carto_proxy import _env
+from carto_proxy import _env, _helm
 from carto_proxy._config import ProxyConfig, build
 from carto_proxy._routing import Route
 from carto_proxy.exceptions import ConfigError, MissingExtraError
@@ -86,7 +86,7 @@ class Source:
             if self.env_file is not None:
                 return _env.read_env_file(self.env_file)
             if self.helm_values is not None:
-                return _env.read_helm_values(self.helm_values)
+                return _helm.read_helm_values(self.helm_values)
         except MissingExtraError as error:
             raise UsageError(str(error)) from None
         return _env.read_environ(self.environ)

@@ -1,39 +1,37 @@
 """``carto-proxy env``: write the ``.env`` block (or Helm ``externalProxy`` values).
 
 From ``--proxy URL`` and friends, or by converting the configuration source. The ``.env``
-block is laid out as CARTO's "Configure an external proxy" page shows it: both cases,
-``GRPC_PROXY`` only for an ``http://`` proxy, ``NODE_TLS_REJECT_UNAUTHORIZED`` for an
-``https://`` one. Read back with ``ProxyConfig.from_env_file`` (or ``from_helm_values``) it
-gives the same configuration. Notes for people go to standard error, so the output can be
-redirected into a file as it is. Never touches the network.
+block is :meth:`ProxyConfig.to_env`, laid out as CARTO's "Configure an external proxy" page
+shows it: both cases, ``GRPC_PROXY`` only for an ``http://`` proxy. Read back with
+``ProxyConfig.from_env_file`` (or ``from_helm_values``) it gives the same configuration. Notes
+for people go to standard error, so the output can be redirected into a file as it is. Never
+touches the network.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from carto_proxy import _tls
 from carto_proxy._cli_common import EXIT_OK, AddCommand, Source, UsageError, emit, emit_json
 from carto_proxy._config import ProxyConfig
+from carto_proxy._env import format_dotenv
+from carto_proxy._helm import format_values, helm_values
 from carto_proxy._no_proxy import NoProxy
-from carto_proxy._proxy_url import ProxyURL, parse_proxy
+from carto_proxy._proxy_url import parse_proxy
 from carto_proxy._routing import Action, Rule
 from carto_proxy._target import Protocol
 from carto_proxy._warehouses import Warehouse
 from carto_proxy.exceptions import ConfigError
 
-__all__ = ["helm_values", "register", "run"]
+__all__ = ["register", "run"]
 
 _SNOWFLAKE_EXCLUSION = ".snowflakecomputing.com"
 _CLUSTER_EXCLUSION = ".svc.cluster.local"
-_PLAIN = re.compile(r"[A-Za-z0-9_./-]+")
 
 
 def register(add: AddCommand) -> None:
@@ -93,22 +91,19 @@ def run(args: argparse.Namespace, source: Source) -> int:
         if config.route(f"any.{_CLUSTER_EXCLUSION[1:]}").rule is not Rule.NO_PROXY:
             config = _exclude(config, [_CLUSTER_EXCLUSION])
             _note(f"added {_CLUSTER_EXCLUSION}: CARTO's Helm guide says it must be excluded")
-        values = helm_values(config)
-        if args.json:
-            emit_json(values)
-        else:
-            emit("\n".join(_yaml(values)))
+        try:
+            values = helm_values(config.to_env(), ca_pem=config.extra_ca_pem)
+        except ConfigError as error:
+            raise UsageError(f"{error.problem}; {error.fix}") from None
+        emit_json(values) if args.json else emit(format_values(values))
         return EXIT_OK
     if config.extra_ca_pem and ca_path is None:
         _note(
             "the CA is given inline; .env can only name a file: add --ca PATH (where the PEM "
             "will be) to write NODE_EXTRA_CA_CERTS"
         )
-    variables = env_variables(config, ca_path=ca_path)
-    if args.json:
-        emit_json(dict(variables))
-    else:
-        emit("\n".join(_dotenv_line(name, value) for name, value in variables))
+    variables = config.to_env(ca_path=ca_path)
+    emit_json(variables) if args.json else emit(format_dotenv(variables))
     return EXIT_OK
 
 
@@ -195,80 +190,3 @@ def _with_ca(
     except ConfigError as error:
         raise UsageError(str(error)) from None
     return dataclasses.replace(config, extra_ca_file=path, extra_ca_pem=pem), path
-
-
-def env_variables(config: ProxyConfig, *, ca_path: str | None) -> list[tuple[str, str]]:
-    """The ``.env`` variables for *config*, in the order CARTO's page writes them."""
-    pairs: list[tuple[str, object]] = [
-        ("HTTP_PROXY", config.http_proxy),
-        ("HTTPS_PROXY", config.https_proxy),
-        ("GRPC_PROXY", config.grpc_proxy),
-        ("NO_PROXY", config.no_proxy or None),
-        ("NO_GRPC_PROXY", config.no_grpc_proxy),
-    ]
-    variables: list[tuple[str, str]] = []
-    for name, value in pairs:
-        if value is not None:
-            variables += [(name, str(value)), (name.lower(), str(value))]
-    if ca_path:
-        variables.append(("NODE_EXTRA_CA_CERTS", ca_path))
-    tls_proxy = any(p is not None and p.is_tls for p in _proxies(config))
-    if config.has_proxy and (tls_proxy or not config.verify_proxy):
-        variables.append(("NODE_TLS_REJECT_UNAUTHORIZED", "1" if config.verify_proxy else "0"))
-    return variables
-
-
-def _proxies(config: ProxyConfig) -> tuple[ProxyURL | None, ...]:
-    return (config.http_proxy, config.https_proxy, config.grpc_proxy)
-
-
-def _dotenv_line(name: str, value: str) -> str:
-    if name.startswith("NODE_") and _PLAIN.fullmatch(value):
-        return f"{name}={value}"  # CARTO writes these two unquoted
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{name}="{escaped}"'
-
-
-def helm_values(config: ProxyConfig) -> dict[str, Any]:
-    """The Helm values (``externalProxy``, ``trustedCACerts``) for *config*.
-
-    Raises:
-        UsageError: the configuration cannot be written as Helm values (the chart has one
-            proxy for HTTP, HTTPS and gRPC, and no NO_GRPC_PROXY).
-    """
-    proxies = {p for p in _proxies(config) if p is not None}
-    if len(proxies) != 1:
-        raise UsageError(
-            "Helm values have one proxy for HTTP, HTTPS and gRPC; this configuration uses several"
-        )
-    if config.no_grpc_proxy is not None:
-        raise UsageError("Helm values cannot set NO_GRPC_PROXY")
-    (proxy,) = proxies
-    section: dict[str, Any] = {"enabled": True}
-    if ":" in proxy.host:
-        section["connectionString"] = str(proxy)
-    else:
-        section.update(type=proxy.scheme, host=proxy.host, port=proxy.port)
-    section["excludedDomains"] = list(config.no_proxy.entries)
-    section["sslRejectUnauthorized"] = config.verify_proxy
-    values: dict[str, Any] = {"externalProxy": section}
-    if config.extra_ca_pem:
-        values["trustedCACerts"] = {"value": config.extra_ca_pem}
-    return values
-
-
-def _yaml(values: dict[str, Any], indent: str = "") -> list[str]:
-    lines = []
-    for key, value in values.items():
-        if isinstance(value, dict):
-            lines.append(f"{indent}{key}:")
-            lines += _yaml(value, indent + "  ")
-        elif isinstance(value, list):
-            lines.append(f"{indent}{key}:{' []' if not value else ''}")
-            lines += [f"{indent}  - {json.dumps(item)}" for item in value]
-        elif isinstance(value, str) and "\n" in value:
-            lines.append(f"{indent}{key}: |")
-            lines += [f"{indent}  {line}" for line in value.rstrip("\n").split("\n")]
-        else:
-            lines.append(f"{indent}{key}: {json.dumps(value)}")
-    return lines

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     import ssl
 
-from . import _env, _tls
+from . import _env, _helm, _tls
 from ._no_proxy import NoProxy
 from ._proxy_url import ProxyURL, parse_proxy
 from ._routing import Route, Router
@@ -82,7 +82,7 @@ class ProxyConfig:
     @classmethod
     def from_helm_values(cls, path: str | os.PathLike[str]) -> ProxyConfig:
         """Read CARTO Helm values (``externalProxy.*``); needs the ``helm`` extra."""
-        return build(_env.read_helm_values(path))
+        return build(_helm.read_helm_values(path))
 
     @classmethod
     def direct(cls) -> ProxyConfig:
@@ -146,10 +146,12 @@ class ProxyConfig:
     def to_env(self, *, ca_path: str | None = None) -> dict[str, str]:
         """Return the variables CARTO's ``.env`` needs for this configuration.
 
-        Both cases for the proxy variables, normalised values (scheme and port written out),
-        ``NO_GRPC_PROXY`` when set, ``NODE_TLS_REJECT_UNAUTHORIZED`` whenever a proxy is set,
-        and ``NODE_EXTRA_CA_CERTS`` when the CA came from a file or *ca_path* says where the
-        PEM will be mounted. Unset variables are left out.
+        In the order CARTO's page writes them: both cases for the proxy variables, normalised
+        values (scheme and port written out), ``NO_GRPC_PROXY`` when set, ``NODE_EXTRA_CA_CERTS``
+        when the CA came from a file or *ca_path* says where the PEM will be mounted, and
+        ``NODE_TLS_REJECT_UNAUTHORIZED`` whenever a proxy is set (``1`` is Node's default, but
+        the block then says outright whether the proxy's certificate is verified). Unset
+        variables are left out. ``carto-proxy env`` writes exactly these.
         """
         env: dict[str, str] = {}
         pairs = (
@@ -162,11 +164,11 @@ class ProxyConfig:
         for name, value in pairs:
             if value is not None:
                 env[name] = env[name.lower()] = str(value)
-        ca = ca_path or self.extra_ca_file
-        if ca and self.extra_ca_pem:
-            env["NODE_EXTRA_CA_CERTS"] = ca
+        ca = ca_path or (self.extra_ca_file if self.extra_ca_pem else None)
+        if ca:
+            env[_env.EXTRA_CA] = ca
         if self.has_proxy:
-            env["NODE_TLS_REJECT_UNAUTHORIZED"] = "1" if self.verify_proxy else "0"
+            env[_env.REJECT_UNAUTHORIZED] = "1" if self.verify_proxy else "0"
         return env
 
     def ssl_context(self) -> ssl.SSLContext:

@@ -1,5 +1,6 @@
-"""The only place carto_proxy reads its sources: an environment mapping, a ``.env`` file or
-CARTO Helm values. Everything after this module is pure and receives :class:`Sources`.
+"""The only place carto_proxy reads the environment: a mapping (``os.environ``) or a ``.env``
+file, and the writer of ``.env`` files. Helm values are read into the same :class:`Sources` by
+:mod:`carto_proxy._helm`. Everything after these is pure and receives :class:`Sources`.
 
 Precedence (DESIGN §3.1): for each name the lowercase variable wins if it is set and not
 blank, else the UPPERCASE one if not blank, else the name is unset. Under CGI
@@ -10,24 +11,27 @@ through the ``Proxy:`` request header (httpoxy).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from .exceptions import ConfigError, MissingExtraError
+from .exceptions import ConfigError
 
 __all__ = [
     "CASE_PAIRS",
+    "EXTRA_CA",
+    "REJECT_UNAUTHORIZED",
     "Setting",
     "Sources",
+    "format_dotenv",
     "read_env_file",
     "read_environ",
-    "read_helm_values",
+    "require_file",
 ]
 
 CASE_PAIRS = ("HTTP_PROXY", "HTTPS_PROXY", "GRPC_PROXY", "NO_PROXY", "NO_GRPC_PROXY")
 EXTRA_CA = "NODE_EXTRA_CA_CERTS"
 REJECT_UNAUTHORIZED = "NODE_TLS_REJECT_UNAUTHORIZED"
-HELM_CODE = "CP112"  # a Helm value carto_proxy cannot use
 
 
 class Setting(NamedTuple):
@@ -83,7 +87,7 @@ def read_env_file(path: str | os.PathLike[str]) -> Sources:
     """
     from dotenv import dotenv_values  # core dependency, but only this path needs it
 
-    _require_file(path, ".env file")
+    require_file(path, ".env file")
     try:
         parsed = dotenv_values(path, encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -95,63 +99,6 @@ def read_env_file(path: str | os.PathLike[str]) -> Sources:
         ) from None
     values = {k: v for k, v in parsed.items() if v is not None}
     return read_environ(values, origin=f".env file {os.fspath(path)}")
-
-
-def read_helm_values(path: str | os.PathLike[str]) -> Sources:
-    """Read CARTO Helm values (``externalProxy.*``, ``trustedCACerts.value``).
-
-    Mirrors the chart: the URL is ``connectionString``, else ``<type>://<host>:<port>``, set
-    for HTTP, HTTPS and gRPC in both cases while ``enabled``; ``excludedDomains`` items are
-    joined with commas (an item may itself hold several); inline CAs from
-    ``trustedCACerts.value`` (always) and the deprecated ``externalProxy.sslCA`` (only while
-    enabled) are concatenated.
-
-    Raises:
-        ConfigError: the file cannot be read or a value has the wrong shape.
-        MissingExtraError: PyYAML is not installed (extra ``helm``).
-    """
-    try:
-        import yaml
-    except ImportError as error:
-        raise MissingExtraError("helm", "yaml") from error
-    _require_file(path, "Helm values")
-    try:
-        with open(path, encoding="utf-8") as file:
-            document = yaml.safe_load(file)
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(
-            "Helm values",
-            os.fspath(path),
-            f"not valid YAML ({error})",
-            "fix the YAML syntax",
-            code=HELM_CODE,
-        ) from None
-    values = document if isinstance(document, dict) else {}
-    proxy = _section(values, "externalProxy")
-    env: dict[str, str] = {}
-    enabled = _flag(proxy, "enabled", default=False)
-    if enabled:
-        url = _helm_url(proxy)
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "GRPC_PROXY"):
-            env[name] = env[name.lower()] = url
-        env[REJECT_UNAUTHORIZED] = "1" if _flag(proxy, "sslRejectUnauthorized", True) else "0"
-        excluded = proxy.get("excludedDomains") or []
-        if not isinstance(excluded, list) or not all(isinstance(d, str) for d in excluded):
-            raise _helm_error("externalProxy.excludedDomains", excluded, "a list of strings")
-        if excluded:
-            env["NO_PROXY"] = env["no_proxy"] = ",".join(excluded)
-    cas = [_string(_section(values, "trustedCACerts"), "value", "trustedCACerts.value")]
-    if enabled:
-        cas.append(_string(proxy, "sslCA", "externalProxy.sslCA"))
-    inline = "\n".join(ca.strip() for ca in cas if ca.strip()) or None
-    sources = read_environ(env, origin=f"Helm values {os.fspath(path)}")
-    return Sources(
-        origin=sources.origin,
-        settings=sources.settings,
-        reject_unauthorized=sources.reject_unauthorized,
-        inline_ca=inline,
-        from_helm=True,
-    )
 
 
 def _pick(env: Mapping[str, str], name: str, *, cgi: bool) -> Setting:
@@ -178,7 +125,8 @@ def _blank_is_unset(raw: str | None) -> str | None:
     return raw.strip()
 
 
-def _require_file(path: str | os.PathLike[str], what: str) -> None:
+def require_file(path: str | os.PathLike[str], what: str) -> None:
+    """Raise :class:`ConfigError` naming *what* unless *path* is an existing regular file."""
     try:
         if os.path.isfile(path):
             return
@@ -188,65 +136,21 @@ def _require_file(path: str | os.PathLike[str], what: str) -> None:
     raise ConfigError(what, os.fspath(path), problem, "give the path of an existing file")
 
 
-def _section(values: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    section = values.get(key)
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise _helm_error(key, section, "a mapping")
-    return section
+# Values written unquoted, as CARTO's page writes NODE_EXTRA_CA_CERTS and friends.
+_PLAIN = re.compile(r"[A-Za-z0-9_./-]+")
 
 
-def _flag(values: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = values.get(key, default)
-    if isinstance(value, bool):
+def format_dotenv(variables: Mapping[str, str]) -> str:
+    """Write *variables* as ``.env`` lines that python-dotenv and docker compose read back.
+
+    Paths and flags are written bare, as CARTO's page shows them; anything else is quoted,
+    with backslashes and quotes escaped.
+    """
+    return "\n".join(f"{name}={_dotenv_value(name, value)}" for name, value in variables.items())
+
+
+def _dotenv_value(name: str, value: str) -> str:
+    if name.startswith("NODE_") and _PLAIN.fullmatch(value):
         return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    raise _helm_error(f"externalProxy.{key}", value, "true or false")
-
-
-def _string(values: Mapping[str, Any], key: str, name: str) -> str:
-    value = values.get(key)
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _helm_error(name, value, "a string")
-    return str(value)
-
-
-def _helm_url(proxy: Mapping[str, Any]) -> str:
-    connection = _string(proxy, "connectionString", "externalProxy.connectionString").strip()
-    if connection:
-        return connection
-    kind = _string(proxy, "type", "externalProxy.type").strip().lower()
-    if kind not in {"http", "https"}:
-        raise ConfigError(
-            "externalProxy.type",
-            kind,
-            "only HTTP and HTTPS proxies are supported",
-            "set externalProxy.type to http or https",
-            code=HELM_CODE,
-        )
-    host = _string(proxy, "host", "externalProxy.host").strip()
-    port = _string(proxy, "port", "externalProxy.port").strip()
-    if not host or not port:
-        missing = "externalProxy.host" if not host else "externalProxy.port"
-        raise ConfigError(
-            missing,
-            None,
-            "is required when externalProxy.enabled is true",
-            f"set {missing}, or externalProxy.connectionString",
-            code=HELM_CODE,
-        )
-    return f"{kind}://{host}:{port}"
-
-
-def _helm_error(name: str, value: object, expected: str) -> ConfigError:
-    return ConfigError(
-        name,
-        repr(value)[:80],
-        f"must be {expected}",
-        f"write {name} as {expected}",
-        code=HELM_CODE,
-    )
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -340,7 +340,8 @@ def test_env_writes_carto_s_http_block_exactly(cli: Any) -> None:
     no_proxy = "localhost,mega.io,dropbox.com,filestack.com"
     result = cli("env", "--proxy", "http://my-proxy:3128", "--no-proxy", no_proxy)
     assert result.code == 0
-    assert result.out == HTTP_ENV.read_text()
+    # CARTO's block, plus the verification flag to_env() writes whenever a proxy is set.
+    assert result.out == HTTP_ENV.read_text() + "NODE_TLS_REJECT_UNAUTHORIZED=1\n"
 
 
 def test_env_writes_carto_s_https_block_exactly(cli: Any) -> None:
@@ -371,7 +372,7 @@ def test_env_warehouses_add_the_exclusions_they_need(cli: Any) -> None:
     http = cli("env", "--json", "--proxy", "http://p:3128", "--warehouses", "snowflake").json()
     assert "NO_PROXY" not in http  # Snowflake works through an http proxy
     assert http["GRPC_PROXY"] == http["grpc_proxy"] == "http://p:3128"
-    assert "NODE_TLS_REJECT_UNAUTHORIZED" not in http
+    assert http["NODE_TLS_REJECT_UNAUTHORIZED"] == "1"  # the same rule as to_env()
 
 
 def test_env_unknown_warehouse_is_a_usage_error(cli: Any) -> None:

@@ -62,6 +62,21 @@ def test_every_documented_core_code_exists() -> None:
     assert not stale, f"docs/diagnostics.md documents codes the source never uses: {stale}"
 
 
+def test_the_code_table_holds_every_code_and_each_is_documented_on_its_page() -> None:
+    from carto_proxy._codes import CODES
+
+    used = {
+        code
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "_codes.py"
+        for code in CODE.findall(path.read_text(encoding="utf-8"))
+    }
+    assert used - set(CODES) == set(), "add these codes to carto_proxy/_codes.py"
+    for code, info in CODES.items():
+        assert code in documented_codes(f"{info.page}.md"), f"{code}: no section in {info.page}.md"
+        assert info.anchor(code) == f"{info.page}.html#{code.lower()}"
+
+
 def test_section_pattern_needs_a_heading_or_target() -> None:
     text = "(cp101)=\n### CP101 — x\n\nMentions CP999 in passing.\n## Not a code\n#### CP102\n"
     found = {(a or b).upper() for a, b in SECTION.findall(text)}

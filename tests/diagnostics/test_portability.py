@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from carto_proxy import ProxyConfig, Severity
-from carto_proxy._portability import TOOLS, Finding, lint, tool_names
+from carto_proxy._diagnostics import TOOLS, Diagnostic, lint, tool_names
 
 PROXY = {"HTTP_PROXY": "http://p:3128", "http_proxy": "http://p:3128"} | {
     "HTTPS_PROXY": "http://p:3128",
@@ -17,15 +17,15 @@ PROXY = {"HTTP_PROXY": "http://p:3128", "http_proxy": "http://p:3128"} | {
 }
 
 
-def findings_for(environ: dict[str, str]) -> list[Finding]:
+def findings_for(environ: dict[str, str]) -> list[Diagnostic]:
     return lint(ProxyConfig.from_env(environ=environ))
 
 
-def entry_findings(no_proxy: str, **extra: str) -> list[Finding]:
+def entry_findings(no_proxy: str, **extra: str) -> list[Diagnostic]:
     return findings_for({**PROXY, "NO_PROXY": no_proxy, "no_proxy": no_proxy, **extra})
 
 
-def codes(found: list[Finding]) -> list[str]:
+def codes(found: list[Diagnostic]) -> list[str]:
     return [f.code for f in found]
 
 
@@ -179,7 +179,7 @@ def test_http_proxy_without_https_proxy_is_used_for_https_by_undici() -> None:
 
 
 def test_carto_examples_have_no_warning_level_entry_findings() -> None:
-    examples = Path(__file__).parent.parent / "examples"
+    examples = Path(__file__).parents[2] / "examples"
     config = ProxyConfig.from_env_file(examples / "http-proxy.env")
     assert [f for f in lint(config) if f.severity is Severity.WARNING] == []
 

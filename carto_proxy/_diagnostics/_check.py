@@ -1,0 +1,66 @@
+"""check(): every finding about a configuration, each with a stable code.
+
+The findings themselves live by subject: ``_proxies`` (CP1xx), ``_exclusions`` (CP2xx),
+``_trust`` (CP3xx); their codes and severities are in :mod:`carto_proxy._codes`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+from carto_proxy import _env, _helm
+from carto_proxy._config import ProxyConfig, build
+from carto_proxy.exceptions import ConfigError
+
+from ._diagnostic import Diagnostic, from_error, sort_findings
+from ._exclusions import exclusion_findings
+from ._proxies import proxy_findings, variable_findings
+from ._trust import trust_findings
+
+__all__ = ["check", "diagnose"]
+
+
+def check(
+    config: ProxyConfig | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    helm_values: str | os.PathLike[str] | None = None,
+) -> list[Diagnostic]:
+    """Return every finding about a configuration, errors first, then by code.
+
+    Give a built *config*, or one source to read (*environ*, *env_file* or *helm_values*);
+    with nothing, ``os.environ`` is read. Reading a source never raises for a bad value: each
+    refused value becomes an ``error`` finding. A source that cannot be read at all (a missing
+    file) still raises :class:`~carto_proxy.ConfigError`.
+
+    >>> [d.code for d in check(environ={"HTTPS_PROXY": "http://user:pw@proxy:3128"})]
+    ['CP106', 'CP101', 'CP102']
+    """
+    if config is not None:
+        return diagnose(config)
+    try:
+        if env_file is not None:
+            sources = _env.read_env_file(env_file)
+        elif helm_values is not None:
+            sources = _helm.read_helm_values(helm_values)
+        else:
+            sources = _env.read_environ(environ)
+    except ConfigError as error:
+        if error.code != _helm.HELM_CODE:
+            raise  # the file itself cannot be read
+        return [from_error(error)]
+    errors: list[ConfigError] = []
+    return diagnose(build(sources, errors), errors)
+
+
+def diagnose(config: ProxyConfig, errors: Iterable[ConfigError] = ()) -> list[Diagnostic]:
+    """The findings about a built *config*, and about the *errors* building it collected."""
+    found = [from_error(error) for error in errors]
+    if config.sources is not None:
+        found += variable_findings(config.sources)
+    found += proxy_findings(config)
+    found += exclusion_findings(config)
+    found += trust_findings(config)
+    return sort_findings(found)

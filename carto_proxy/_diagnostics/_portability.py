@@ -1,0 +1,101 @@
+"""The portability lint: which common tools would read a proxy setting differently.
+
+carto_proxy reads every variable and NO_PROXY entry one way (DESIGN §3); the other programs
+on the same machine do not. This lint compares each variable and each NO_PROXY entry with
+what Go, curl, Python's urllib, requests, httpx, Node's proxy-from-env and undici, and gRPC do
+with it, as measured in ``no-proxy-dialects.md`` (curl 7.88, requests 2.34, httpx 0.28,
+proxy-from-env 1.1/2.1, undici 7, grpcio 1.85, Go 1.19), and reports where they part ways.
+With Helm values it also checks the Kubernetes exclusions CARTO's Helm guide asks for.
+
+Codes are ``CP5xx`` and never change meaning: ``CP50x``/``CP51x`` NO_PROXY entries,
+``CP52x`` variables, ``CP53x`` Kubernetes hints. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from carto_proxy import _env
+from carto_proxy._config import ProxyConfig
+from carto_proxy._routing import Rule
+
+from ._diagnostic import Diagnostic, finding, sort_findings
+from ._portability_entries import entry_findings
+from ._portability_variables import variable_findings
+from ._tools import ALL_TOOLS
+
+__all__ = ["lint"]
+
+_CLUSTER_PROBE = "carto-proxy-check.svc.cluster.local"
+_METADATA_HOSTS = ("169.254.169.254", "metadata", "metadata.google.internal")
+
+
+def lint(config: ProxyConfig) -> list[Diagnostic]:
+    """Return the portability findings for *config*, warnings first, then by code.
+
+    Variable findings need the raw values, so they come only for a configuration read by a
+    named constructor (``config.sources`` set); NO_PROXY entries are always linted.
+    """
+    found: list[Diagnostic] = []
+    sources = config.sources
+    if sources is not None:
+        for name in _env.CASE_PAIRS:
+            found += variable_findings(sources.get(name), sources)
+    grpc_has_own = config.no_grpc_proxy is not None
+    for name, no_proxy in (("NO_PROXY", config.no_proxy), ("NO_GRPC_PROXY", config.no_grpc_proxy)):
+        if not no_proxy:
+            continue
+        shown = _shown_name(sources, name)
+        if name == "NO_GRPC_PROXY":
+            readers: tuple[str, ...] = ("grpc",)
+        else:
+            readers = tuple(t for t in ALL_TOOLS if not (grpc_has_own and t == "grpc"))
+        ignored = {item.entry for item in no_proxy.ignored}
+        found += entry_findings(shown, no_proxy.entries, readers, ignored)
+    if sources is not None and sources.from_helm and config.has_proxy:
+        found += _kubernetes(config)
+    return sort_findings(found)
+
+
+def _shown_name(sources: _env.Sources | None, name: str) -> str:
+    if sources is None:
+        return name
+    if sources.from_helm and name == "NO_PROXY":
+        return "externalProxy.excludedDomains"  # where the entries were written
+    return sources.get(name).source or name
+
+
+def _kubernetes(config: ProxyConfig) -> Iterator[Diagnostic]:
+    variable = "externalProxy.excludedDomains"
+    if config.route(_CLUSTER_PROBE).rule is not Rule.NO_PROXY:
+        yield finding(
+            "CP530",
+            variable,
+            "in-cluster service names (*.svc.cluster.local) are not excluded: CARTO's Helm "
+            "guide says they must be, or calls between CARTO's own services go to the proxy.",
+            "add .svc.cluster.local to externalProxy.excludedDomains (Kots: also the "
+            "kubernetes service's ClusterIP)",
+            tools=ALL_TOOLS,
+        )
+    missing = [
+        host for host in _METADATA_HOSTS if config.route(f"http://{host}").rule is not Rule.NO_PROXY
+    ]
+    if missing:
+        yield finding(
+            "CP531",
+            variable,
+            f"the GKE metadata server ({', '.join(missing)}) is not excluded: on GKE with "
+            "Workload Identity, credentials come from it and must not go through the proxy.",
+            "add 169.254.169.254,metadata,metadata.google.internal to "
+            "externalProxy.excludedDomains when running on GKE",
+            tools=ALL_TOOLS,
+        )
+    if config.route("http://localhost").rule is not Rule.NO_PROXY:
+        yield finding(
+            "CP532",
+            variable,
+            "localhost is not excluded: CARTO's Helm examples list it, so that calls inside a "
+            "pod never go to the proxy.",
+            "add localhost to externalProxy.excludedDomains",
+            tools=ALL_TOOLS,
+        )
