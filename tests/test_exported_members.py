@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import types
+from pathlib import Path
+
+import pytest
 
 import carto_proxy
+import carto_proxy.testing
 
 CONTRACT = {
     "ProxyConfig",
@@ -52,3 +57,23 @@ def test_error_tree() -> None:
     assert issubclass(carto_proxy.ConfigError, ValueError)
     assert issubclass(carto_proxy.TargetError, ValueError)
     assert issubclass(carto_proxy.MissingExtraError, ImportError)
+
+
+def typing_imports(package: types.ModuleType) -> dict[str, str]:
+    """The ``if TYPE_CHECKING:`` imports of *package*'s ``__init__``: name -> module."""
+    assert package.__file__ is not None
+    tree = ast.parse(Path(package.__file__).read_text(encoding="utf-8"))
+    (block,) = [node for node in tree.body if isinstance(node, ast.If)]
+    return {
+        alias.name: "." * node.level + (node.module or "")
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+
+
+@pytest.mark.parametrize("package", [carto_proxy, carto_proxy.testing])
+def test_type_checkers_see_the_names_the_loader_serves(package: types.ModuleType) -> None:
+    # The lazy loader's table and the imports type checkers read must name the same homes.
+    assert typing_imports(package) == package._HOMES
+    assert set(package.__all__) - {"__version__"} == set(package._HOMES)

@@ -11,59 +11,39 @@
   assertions about what a proxy saw.
 
 The pytest plugin (:mod:`carto_proxy.testing.plugin`, loaded through the ``pytest11`` entry
-point) provides them as ``carto_proxy_*`` fixtures. Names are imported on first use, so that
-loading the plugin costs nothing in projects that do not use them.
+point) provides them as ``carto_proxy_*`` fixtures. Names are imported on first use (the
+servers import ssl, trustme and threads), so that loading the plugin costs nothing in projects
+that do not use them.
 """
 
-from __future__ import annotations
+from carto_proxy._lazy import lazy_exports
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._assertions import assert_not_proxied, assert_proxied, assert_tunnelled
-    from ._direct import DirectGuard
-    from ._environ import proxy_environ
-    from ._origin import LocalOrigin, OriginRequest
-    from ._recording_proxy import ProxyRecord, RecordingProxy
-    from ._records import record_routes
-
-__all__ = [
-    "DirectGuard",
-    "LocalOrigin",
-    "OriginRequest",
-    "ProxyRecord",
-    "RecordingProxy",
-    "assert_not_proxied",
-    "assert_proxied",
-    "assert_tunnelled",
-    "proxy_environ",
-    "record_routes",
-]
+    from ._assertions import assert_not_proxied as assert_not_proxied
+    from ._assertions import assert_proxied as assert_proxied
+    from ._assertions import assert_tunnelled as assert_tunnelled
+    from ._direct import DirectGuard as DirectGuard
+    from ._environ import proxy_environ as proxy_environ
+    from ._origin import LocalOrigin as LocalOrigin
+    from ._origin import OriginRequest as OriginRequest
+    from ._recording_proxy import ProxyRecord as ProxyRecord
+    from ._recording_proxy import RecordingProxy as RecordingProxy
+    from ._records import record_routes as record_routes
+del TYPE_CHECKING
 
 _HOMES = {
-    "DirectGuard": "_direct",
-    "LocalOrigin": "_origin",
-    "OriginRequest": "_origin",
-    "ProxyRecord": "_recording_proxy",
-    "RecordingProxy": "_recording_proxy",
-    "assert_not_proxied": "_assertions",
-    "assert_proxied": "_assertions",
-    "assert_tunnelled": "_assertions",
-    "proxy_environ": "_environ",
-    "record_routes": "_records",
+    "DirectGuard": "._direct",
+    "LocalOrigin": "._origin",
+    "OriginRequest": "._origin",
+    "ProxyRecord": "._recording_proxy",
+    "RecordingProxy": "._recording_proxy",
+    "assert_not_proxied": "._assertions",
+    "assert_proxied": "._assertions",
+    "assert_tunnelled": "._assertions",
+    "proxy_environ": "._environ",
+    "record_routes": "._records",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name from its private module on first use (PEP 562)."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # Not cached in globals(): the module in sys.modules stays the one source of truth, even
-    # where sys.modules is rolled back between sessions (pytester's in-process runs).
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+del lazy_exports

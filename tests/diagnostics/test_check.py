@@ -8,8 +8,7 @@ import pytest
 import trustme
 
 from carto_proxy import ConfigError, ProxyConfig, Severity, check
-
-from ..test_routing import CARTO_HTTP, CARTO_HTTPS
+from tests.test_routing import CARTO_HTTP, CARTO_HTTPS
 
 
 def codes(environ: dict[str, str]) -> set[str]:
