@@ -125,16 +125,16 @@ class ProxyConfig:
         try:
             cached = routes.get(key)
         except TypeError:  # an unhashable argument: decide, without the cache
-            return self._decide(target, protocol, warehouse)
+            return self._route_uncached(target, protocol, warehouse)
         if cached is not None:
             return cached
-        route = self._decide(target, protocol, warehouse)
+        route = self._route_uncached(target, protocol, warehouse)
         if len(routes) >= _ROUTE_CACHE_SIZE:
             routes.clear()  # bounded; a cleared cache only costs a re-decision
         routes[key] = route
         return route
 
-    def _decide(self, target: object, protocol: object, warehouse: object) -> Route:
+    def _route_uncached(self, target: object, protocol: object, warehouse: object) -> Route:
         if not isinstance(target, str):
             target = _as_text(target)
         if protocol is not None:

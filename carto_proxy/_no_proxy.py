@@ -114,6 +114,24 @@ class NoProxy:
     def __repr__(self) -> str:
         return f"NoProxy({str(self)!r})"
 
+    def any_port_entries(self) -> tuple[str, ...]:
+        """The usable entries that match every port, normalised, without repeats.
+
+        Names without a leading ``.`` or ``*.`` (each still means the domain and its
+        subdomains), IP addresses (IPv6 without brackets), CIDR blocks and ``*``: the form
+        clients that take a NO_PROXY list but match no ports (the Snowflake drivers) read.
+        Entries with a port, and entries carto_proxy ignores, are left out.
+        """
+        kept: dict[str, None] = {}
+        for entry in self.entries:
+            parsed = "*" if entry == "*" else _parse_entry(entry)
+            if isinstance(parsed, tuple):
+                if parsed[1] is None:
+                    kept[str(parsed[0])] = None
+            elif parsed == "*" or not isinstance(parsed, str):
+                kept[str(parsed)] = None
+        return tuple(kept)
+
     def match(self, host: str, port: int, ip: IPAddress | None = None) -> str | None:
         """Return the entry that exempts ``host:port`` from the proxy, or ``None``.
 

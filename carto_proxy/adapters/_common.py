@@ -19,10 +19,10 @@ from carto_proxy.exceptions import ConfigError, MissingExtraError
 
 __all__ = [
     "InnerClients",
-    "decide",
     "import_extra",
     "refusal",
     "refuse_arguments",
+    "report_route",
     "resolve_config",
 ]
 
@@ -34,7 +34,7 @@ def resolve_config(config: ProxyConfig | None) -> ProxyConfig:
     return ProxyConfig.from_env() if config is None else config
 
 
-def decide(
+def report_route(
     config: ProxyConfig,
     target: str,
     *,

@@ -30,7 +30,12 @@ from carto_proxy._routing import Route, Rule
 from carto_proxy._target import Protocol
 from carto_proxy._warehouses import Warehouse
 from carto_proxy.adapters import requests as routed_requests
-from carto_proxy.adapters._common import decide, import_extra, refuse_arguments, resolve_config
+from carto_proxy.adapters._common import (
+    import_extra,
+    refuse_arguments,
+    report_route,
+    resolve_config,
+)
 from carto_proxy.exceptions import ConfigError, MissingExtraError
 
 bigquery = import_extra("google.cloud.bigquery", "bigquery")
@@ -162,7 +167,7 @@ def read_client(
 
 def storage_route(config: ProxyConfig, endpoint: str) -> Route:
     """Route the Storage API *endpoint* (``host[:port]``, port 443 by default) as gRPC."""
-    return decide(config, endpoint, protocol=Protocol.GRPC, warehouse=Warehouse.BIGQUERY)
+    return report_route(config, endpoint, protocol=Protocol.GRPC, warehouse=Warehouse.BIGQUERY)
 
 
 def _client_options(value: Any) -> Any:

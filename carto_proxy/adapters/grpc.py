@@ -29,7 +29,7 @@ from typing import Any
 from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Action, Route
 from carto_proxy._target import Protocol
-from carto_proxy.adapters._common import decide, import_extra, refusal, resolve_config
+from carto_proxy.adapters._common import import_extra, refusal, report_route, resolve_config
 
 grpc = import_extra("grpc", "grpc")
 
@@ -232,4 +232,4 @@ def _route(config: ProxyConfig, target: str) -> Route | None:
     """Route a gRPC target; ``None`` for Unix-socket and vsock targets, which stay local."""
     if target.strip().lower().startswith(_LOCAL_SCHEMES):
         return None
-    return decide(config, target, protocol=Protocol.GRPC)
+    return report_route(config, target, protocol=Protocol.GRPC)

@@ -36,10 +36,10 @@ from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
 from carto_proxy.adapters._common import (
     InnerClients,
-    decide,
     import_extra,
     refusal,
     refuse_arguments,
+    report_route,
     resolve_config,
 )
 
@@ -105,7 +105,7 @@ class _Router(Generic[_T]):
 
     def route(self, request: httpx.Request) -> Route:
         """Decide how *request* is sent (and report the decision to route observers)."""
-        return decide(self.carto_proxy_config, _origin(request.url))
+        return report_route(self.carto_proxy_config, _origin(request.url))
 
 
 class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):

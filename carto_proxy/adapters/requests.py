@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Route
-from carto_proxy.adapters._common import decide, import_extra, refusal, resolve_config
+from carto_proxy.adapters._common import import_extra, refusal, report_route, resolve_config
 
 if TYPE_CHECKING:
     import requests
@@ -44,7 +44,7 @@ else:
     import_extra("requests.adapters", "requests")
 
 # After requests: a missing requests is reported as the requests extra, not the urllib3 one.
-from carto_proxy.adapters.urllib3 import _origin_of, check_tls_proxy_support
+from carto_proxy.adapters.urllib3 import check_tls_proxy_support, request_origin
 
 __all__ = ["RoutingAdapter", "mount", "session"]
 
@@ -120,7 +120,7 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
 
     def route(self, request: requests.PreparedRequest) -> Route:
         """Decide how *request* is sent (and report the decision to route observers)."""
-        return decide(self.carto_proxy_config, _origin_of(request.url or ""))
+        return report_route(self.carto_proxy_config, request_origin(request.url or ""))
 
     def send(
         self,

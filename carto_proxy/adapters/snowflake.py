@@ -28,10 +28,15 @@ import functools
 from typing import Any
 
 from carto_proxy._config import ProxyConfig
-from carto_proxy._no_proxy import NoProxy, _parse_entry
+from carto_proxy._no_proxy import NoProxy
 from carto_proxy._routing import Action, Route
 from carto_proxy._warehouses import Warehouse
-from carto_proxy.adapters._common import decide, import_extra, refuse_arguments, resolve_config
+from carto_proxy.adapters._common import (
+    import_extra,
+    refuse_arguments,
+    report_route,
+    resolve_config,
+)
 from carto_proxy.exceptions import TargetError
 
 snowflake_connector = import_extra("snowflake.connector", "snowflake")
@@ -102,21 +107,7 @@ def no_proxy_value(no_proxy: NoProxy) -> str:
     addresses (IPv6 unbracketed) and CIDR blocks are kept. Entries with a port are left out,
     because neither driver matches ports; so are entries carto_proxy ignores.
     """
-    kept: list[str] = []
-    for entry in no_proxy.entries:
-        if entry == "*":
-            kept.append("*")
-            continue
-        parsed = _parse_entry(entry)
-        if isinstance(parsed, str):
-            continue  # carto_proxy ignores it too, with a diagnostic
-        if isinstance(parsed, tuple):
-            host, port = parsed
-            if port is None:
-                kept.append(str(host))
-        else:
-            kept.append(str(parsed))
-    return ",".join(dict.fromkeys(kept))
+    return ",".join(no_proxy.any_port_entries())
 
 
 def connect_kwargs(config: ProxyConfig | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -147,7 +138,7 @@ def _connect_kwargs(config: ProxyConfig, kwargs: dict[str, Any]) -> tuple[dict[s
         adapter="snowflake.connect",
         fix=_FIX,
     )
-    route = decide(config, account_url(**kwargs), warehouse=Warehouse.SNOWFLAKE)
+    route = report_route(config, account_url(**kwargs), warehouse=Warehouse.SNOWFLAKE)
     params = dict(kwargs)
     proxied = route.action is Action.PROXY and route.proxy is not None
     if driver_major() >= 5:
@@ -213,7 +204,7 @@ def _classic_connection_class() -> type[Any]:
             super().__init__(**kwargs)
 
         def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-            route = decide(self._carto_config, request.url, warehouse=Warehouse.SNOWFLAKE)
+            route = report_route(self._carto_config, request.url, warehouse=Warehouse.SNOWFLAKE)
             scheme = str(request.url).partition(":")[0].lower()
             proxied = route.action is Action.PROXY and route.proxy is not None
             kwargs["proxies"] = {scheme: str(route.proxy)} if proxied else {}

@@ -36,10 +36,10 @@ from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
 from carto_proxy.adapters._common import (
     InnerClients,
-    decide,
     import_extra,
     refusal,
     refuse_arguments,
+    report_route,
     resolve_config,
 )
 from carto_proxy.exceptions import ConfigError
@@ -156,7 +156,7 @@ class RoutingPoolManager(urllib3.PoolManager):
 
     def route(self, url: str) -> Route:
         """Decide how *url* is reached (and report the decision to route observers)."""
-        return decide(self.carto_proxy_config, _origin_of(url))
+        return report_route(self.carto_proxy_config, request_origin(url))
 
     def urlopen(  # type: ignore[override]
         self, method: str, url: str, redirect: bool = True, **kw: Any
@@ -217,7 +217,7 @@ def pool_manager(config: ProxyConfig | None = None, **kwargs: Any) -> RoutingPoo
 _SCHEME_AUTHORITY = re.compile(r"[a-zA-Z][a-zA-Z0-9+-]*://[^\\/?#]*")
 
 
-def _origin_of(url: str) -> str:
+def request_origin(url: str) -> str:
     """``scheme://host[:port]`` of *url* as urllib3 parses it: what its route depends on.
 
     urllib3's own parser is used, so that the host routed is the host urllib3 connects to.

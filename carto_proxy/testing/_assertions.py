@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from carto_proxy._hosts import split_authority
 from carto_proxy._target import parse_target
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ __all__ = ["assert_not_proxied", "assert_proxied", "assert_tunnelled", "using"]
 _SHOWN = 20  # records listed in a failure message before "... and N more"
 
 # The proxy and guard the helpers use when none is given: set by the pytest plugin's fixtures.
-_proxies: list[RecordingProxy] = []
+_active_proxies: list[RecordingProxy] = []
 _guards: list[DirectGuard] = []
 
 
@@ -40,8 +41,8 @@ def using(
     With ``unless_set``, ``proxy`` becomes the default only when no other proxy is.
     """
     pushed: list[tuple[list[Any], Any]] = []
-    if proxy is not None and not (unless_set and _proxies):
-        pushed.append((_proxies, proxy))
+    if proxy is not None and not (unless_set and _active_proxies):
+        pushed.append((_active_proxies, proxy))
     if guard is not None:
         pushed.append((_guards, guard))
     for stack, item in pushed:
@@ -113,13 +114,13 @@ def assert_not_proxied(target: str, *, proxy: RecordingProxy | None = None) -> N
     key = _key(target)
     seen = proxy.seen(key)
     if seen:
-        how = ", ".join(describe(record) for record in seen[:_SHOWN])
+        how = ", ".join(describe_record(record) for record in seen[:_SHOWN])
         raise AssertionError(
             f"{key} went through the proxy ({how}), but it should have gone direct"
         )
 
 
-def describe(record: ProxyRecord) -> str:
+def describe_record(record: ProxyRecord) -> str:
     """Return one record as ``CONNECT api.example.com:443 → 200`` (with its error, if any)."""
     what = record.authority if record.path is None else f"http://{record.authority}{record.path}"
     answer = "no answer yet" if record.status is None else str(record.status)
@@ -153,7 +154,7 @@ def _assert_seen(
         if status is None or record.status == status:
             return record
     if found:
-        answers = ", ".join(describe(record) for record in found[:_SHOWN])
+        answers = ", ".join(describe_record(record) for record in found[:_SHOWN])
         hint = ""
         if any(record.status == 403 and record.error for record in found):
             hint = (
@@ -185,15 +186,16 @@ def _direct_note(guard: DirectGuard | None, key: str) -> str:
 
 
 def _host_of(key: str) -> str:
-    if key.startswith("["):
-        return key[1:].partition("]")[0]
-    return key.partition(":")[0] if key.count(":") == 1 else key
+    try:
+        return split_authority(key).host
+    except ValueError:
+        return key  # not host[:port]: the guard has not seen it either
 
 
 def _summary(records: list[ProxyRecord]) -> str:
     if not records:
         return "nothing"
-    shown = [describe(record) for record in records[:_SHOWN]]
+    shown = [describe_record(record) for record in records[:_SHOWN]]
     more = f", ... and {len(records) - _SHOWN} more" if len(records) > _SHOWN else ""
     return "[" + ", ".join(shown) + more + "]"
 
@@ -211,10 +213,10 @@ def _resolve(
     guard = _guards[-1] if _guards else None
     if proxy is not None:
         return proxy, guard
-    if not _proxies:
+    if not _active_proxies:
         raise TypeError(
             f"{helper}() needs proxy=: no carto_proxy_recording_proxy fixture is active "
             "(request carto_proxy_recording_proxy, carto_proxy_config or carto_proxy_environ, "
             "or pass the RecordingProxy)"
         )
-    return _proxies[-1], guard
+    return _active_proxies[-1], guard

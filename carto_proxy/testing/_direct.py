@@ -133,7 +133,7 @@ class DirectGuard:
             socket.getaddrinfo, socket.gethostbyname = self._saved
             self._saved = None
 
-    def _decide(self, host: str) -> tuple[str, int | None] | None:
+    def _mapping_for(self, host: str) -> tuple[str, int | None] | None:
         """Return the address to use, ``None`` to resolve as usual, or raise when refused."""
         name = _normalise(host)
         if _is_ip_literal(name):
@@ -168,7 +168,7 @@ class DirectGuard:
         original = self._saved[0]
         if host is not None:
             text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
-            mapped = self._decide(text)
+            mapped = self._mapping_for(text)
             if mapped is not None:
                 ip, new_port = mapped
                 host, port = ip, port if new_port is None else new_port
@@ -177,7 +177,7 @@ class DirectGuard:
 
     def _gethostbyname(self, host: str) -> str:
         assert self._saved is not None
-        mapped = self._decide(host)
+        mapped = self._mapping_for(host)
         # The real function even for a mapped name: it refuses an IPv6 address, as it should.
         return self._saved[1](host if mapped is None else mapped[0])  # type: ignore[no-any-return]
 

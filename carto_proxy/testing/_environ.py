@@ -14,7 +14,7 @@ from carto_proxy._env import CASE_PAIRS, EXTRA_CA, REJECT_UNAUTHORIZED
 if TYPE_CHECKING:
     from carto_proxy.testing._recording_proxy import RecordingProxy
 
-__all__ = ["MANAGED_VARIABLES", "build", "proxy_environ"]
+__all__ = ["MANAGED_VARIABLES", "environ_config", "proxy_environ"]
 
 MANAGED_VARIABLES: tuple[str, ...] = (
     *(name for base in (*CASE_PAIRS, "ALL_PROXY") for name in (base, base.lower())),
@@ -80,7 +80,7 @@ def proxy_environ(
     """
     env = os.environ if environ is None else environ
     with _ca_file_for(proxy, ca_file) as ca:
-        config = build(
+        config = environ_config(
             proxy,
             no_proxy=no_proxy,
             no_grpc_proxy=no_grpc_proxy,
@@ -102,7 +102,7 @@ def proxy_environ(
                     env[name] = value
 
 
-def build(
+def environ_config(
     proxy: str | ProxyConfig | RecordingProxy | None,
     *,
     no_proxy: str | Iterable[str] | None = None,

@@ -24,10 +24,10 @@ def record_routes() -> Iterator[list[Route]]:
     they are questions, not connections.
 
     >>> from carto_proxy import ProxyConfig
-    >>> from carto_proxy.adapters._common import decide
+    >>> from carto_proxy.adapters._common import report_route
     >>> config = ProxyConfig.from_env(environ={"https_proxy": "http://proxy:3128"})
     >>> with record_routes() as routes:
-    ...     _ = decide(config, "https://api.example.com/v1")
+    ...     _ = report_route(config, "https://api.example.com/v1")
     >>> [(route.target.host, route.action.value, route.rule.value) for route in routes]
     [('api.example.com', 'proxy', 'proxy')]
 

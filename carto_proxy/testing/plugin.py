@@ -135,17 +135,17 @@ class Servers:
     """The session's shared servers, each started the first time a test needs it."""
 
     def __init__(self) -> None:
-        self._proxies: dict[bool, RecordingProxy] = {}
+        self._by_tls: dict[bool, RecordingProxy] = {}
         self._origin: LocalOrigin | None = None
         self._dir: str | None = None
 
     def proxy(self, *, tls: bool) -> RecordingProxy:
         """Return the shared plain or TLS proxy, cleared and without faults."""
-        proxy = self._proxies.get(tls)
+        proxy = self._by_tls.get(tls)
         if proxy is None:
             from carto_proxy.testing._recording_proxy import RecordingProxy
 
-            proxy = self._proxies[tls] = RecordingProxy(tls=tls).start()
+            proxy = self._by_tls[tls] = RecordingProxy(tls=tls).start()
         proxy.clear()
         proxy.clear_faults()
         return proxy
@@ -172,7 +172,7 @@ class Servers:
 
     def stop(self) -> None:
         """Stop every server and remove the CA files."""
-        for proxy in self._proxies.values():
+        for proxy in self._by_tls.values():
             proxy.stop()
         if self._origin is not None:
             self._origin.stop()
@@ -282,7 +282,7 @@ def carto_proxy_config(
     ``no_proxy``, and ``NODE_EXTRA_CA_CERTS`` with the CAs in use: the TLS proxy's and, when
     the test uses ``carto_proxy_origin`` or ``origin_hosts``, the origin's.
     """
-    from carto_proxy.testing._environ import build
+    from carto_proxy.testing._environ import environ_config
 
     settings = Settings.of(request.node)
     proxy = carto_proxy_recording_proxy
@@ -291,7 +291,7 @@ def carto_proxy_config(
         origin: LocalOrigin = request.getfixturevalue("carto_proxy_origin")
         pems.append(origin.ca_pem)
     ca_file = carto_proxy_servers.ca_bundle(pems) if pems else None
-    return build(proxy, no_proxy=settings.no_proxy, ca_file=ca_file)
+    return environ_config(proxy, no_proxy=settings.no_proxy, ca_file=ca_file)
 
 
 @pytest.fixture

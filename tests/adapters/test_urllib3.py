@@ -14,9 +14,9 @@ from carto_proxy import Action, ConfigError, ProxyConfig, Route
 from carto_proxy._observers import observe
 from carto_proxy.adapters.urllib3 import (
     RoutingPoolManager,
-    _origin_of,
     _parse_origin,
     pool_manager,
+    request_origin,
 )
 from tests.adapters.http_cases import (
     CONFIG,
@@ -167,7 +167,7 @@ def test_the_cached_origin_is_what_urllib3_parses(url: str) -> None:
         except ValueError as error:  # LocationParseError
             return type(error)
 
-    assert outcome(_origin_of) == outcome(_parse_origin)
+    assert outcome(request_origin) == outcome(_parse_origin)
 
 
 def test_clear_empties_every_inner_manager() -> None:

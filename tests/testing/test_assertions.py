@@ -16,7 +16,7 @@ from carto_proxy.testing import (
     assert_proxied,
     assert_tunnelled,
 )
-from carto_proxy.testing._assertions import describe, using
+from carto_proxy.testing._assertions import describe_record, using
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ def test_forwarded_requests_count_as_proxied_not_tunnelled(upstream: tuple[str, 
         assert forward(proxy, "http://files.example.com/report.csv") == b"HTTP/1.1 200 OK"
         record = assert_proxied("http://files.example.com/report.csv", proxy=proxy)
         assert (record.method, record.path, record.status) == ("GET", "/report.csv", 200)
-        assert describe(record) == "GET http://files.example.com:80/report.csv → 200"
+        assert describe_record(record) == "GET http://files.example.com:80/report.csv → 200"
         with pytest.raises(AssertionError, match="was not tunnelled"):
             assert_tunnelled("files.example.com", proxy=proxy)
         with pytest.raises(AssertionError, match="was not sent through the proxy"):

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from carto_proxy import Action, Protocol, ProxyConfig, Rule
-from carto_proxy.adapters._common import decide
+from carto_proxy.adapters._common import report_route
 from carto_proxy.testing import _records as records_module
 from carto_proxy.testing import record_routes
 
@@ -23,10 +23,10 @@ CONFIG = ProxyConfig.from_env(
 
 def test_routes_arrive_in_order_with_their_reasons() -> None:
     with record_routes() as routes:
-        decide(CONFIG, "https://api.example.com/v1")
-        decide(CONFIG, "https://db.internal/query")
-        decide(CONFIG, "postgresql://user@warehouse.example:5432/carto")
-        decide(CONFIG, "bigquerystorage.googleapis.com:443", protocol=Protocol.GRPC)
+        report_route(CONFIG, "https://api.example.com/v1")
+        report_route(CONFIG, "https://db.internal/query")
+        report_route(CONFIG, "postgresql://user@warehouse.example:5432/carto")
+        report_route(CONFIG, "bigquerystorage.googleapis.com:443", protocol=Protocol.GRPC)
     summary = [(r.target.authority, r.action, r.rule, r.matched_entry) for r in routes]
     assert summary == [
         ("api.example.com:443", Action.PROXY, Rule.PROXY, None),
@@ -40,10 +40,10 @@ def test_routes_arrive_in_order_with_their_reasons() -> None:
 
 
 def test_only_decisions_inside_the_block_are_recorded() -> None:
-    decide(CONFIG, "https://before.example")
+    report_route(CONFIG, "https://before.example")
     with record_routes() as routes:
-        decide(CONFIG, "https://during.example")
-    decide(CONFIG, "https://after.example")
+        report_route(CONFIG, "https://during.example")
+    report_route(CONFIG, "https://after.example")
     assert [r.target.host for r in routes] == ["during.example"]
 
 
@@ -57,16 +57,16 @@ def test_repeated_decisions_are_each_recorded() -> None:
     # route() caches; the observer must still see every decision an adapter acts on.
     with record_routes() as routes:
         for _ in range(3):
-            decide(CONFIG, "https://api.example.com/same")
+            report_route(CONFIG, "https://api.example.com/same")
     assert len(routes) == 3
 
 
 def test_nested_recorders_each_see_their_own_span() -> None:
     with record_routes() as outer:
-        decide(CONFIG, "https://one.example")
+        report_route(CONFIG, "https://one.example")
         with record_routes() as inner:
-            decide(CONFIG, "https://two.example")
-        decide(CONFIG, "https://three.example")
+            report_route(CONFIG, "https://two.example")
+        report_route(CONFIG, "https://three.example")
     assert [r.target.host for r in outer] == ["one.example", "two.example", "three.example"]
     assert [r.target.host for r in inner] == ["two.example"]
 
@@ -74,7 +74,7 @@ def test_nested_recorders_each_see_their_own_span() -> None:
 def test_the_recorder_detaches_when_the_block_raises() -> None:
     with pytest.raises(RuntimeError), record_routes() as routes:
         raise RuntimeError
-    decide(CONFIG, "https://later.example")
+    report_route(CONFIG, "https://later.example")
     assert routes == []
 
 
@@ -84,7 +84,7 @@ def test_decisions_from_other_threads_are_recorded() -> None:
 
     def work(host: str) -> None:
         barrier.wait(timeout=10)
-        decide(CONFIG, f"https://{host}/")
+        report_route(CONFIG, f"https://{host}/")
 
     with record_routes() as routes:
         threads = [threading.Thread(target=work, args=(host,)) for host in hosts]
