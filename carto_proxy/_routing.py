@@ -133,6 +133,8 @@ class Router:
             warehouse = implied or (detect(target.host) if ip is None else None)
         rule = RULES[warehouse] if warehouse is not None else None
         if protocol is _TCP or (rule is not None and rule.tcp):
+            if protocol is not _TCP:  # what goes direct is the warehouse's TCP connection
+                target = Target(_TCP, target.host, target.port)
             return self._bypass(target, warehouse, Rule.TCP_BYPASS, None)
         if rule is not None and not (rule.via_http_proxy or rule.via_https_proxy):
             return self._bypass(target, warehouse, Rule.WAREHOUSE_UNSUPPORTED, None)

@@ -40,7 +40,7 @@ def lint(config: ProxyConfig) -> list[Diagnostic]:
     sources = config.sources
     if sources is not None:
         for name in _env.CASE_PAIRS:
-            found += variable_findings(sources.get(name), sources)
+            found += variable_findings(sources.get(name))
     grpc_has_own = config.no_grpc_proxy is not None
     for name, no_proxy in (("NO_PROXY", config.no_proxy), ("NO_GRPC_PROXY", config.no_grpc_proxy)):
         if not no_proxy:
