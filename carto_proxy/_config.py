@@ -339,10 +339,11 @@ def build(
     grpc_exclusions = sources.get("NO_GRPC_PROXY").value
     pem, ca_file = None, sources.extra_ca_certs
     if ca_file is not None and ca == "load":
-        pem = attempt(lambda: _tls.load_ca_file(ca_file), None)
+        path = ca_file
+        pem = attempt(lambda: _tls.load_ca_file(path), None)
         ca_file = ca_file if pem is not None else None
-    # A file and an inline CA never come together: .env files have no inline CA, Helm
-    # values no NODE_EXTRA_CA_CERTS (a deferred file and an inline PEM would be one or the other).
+    # A file and an inline CA never come together: .env files have no inline CA, Helm values
+    # no NODE_EXTRA_CA_CERTS (extra_ca_certs() would not read a deferred file beside a PEM).
     if sources.inline_ca:
         inline = attempt(
             lambda: _tls.validate_pem(

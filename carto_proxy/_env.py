@@ -53,7 +53,7 @@ class Setting(NamedTuple):
     def __repr__(self) -> str:
         values = ", ".join(
             f"{field}={None if value is None else self.shown(value)!r}"
-            for field, value in (("lower", self.lower), ("upper", self.upper), ("value", self.value))
+            for field, value in zip(("lower", "upper", "value"), self[1:4], strict=True)
         )
         return (
             f"Setting(name={self.name!r}, {values}, source={self.source!r}, "

@@ -74,9 +74,10 @@ _NEVER_PROXIED = ("unix:", "unix-abstract:", "vsock:")
 # The common case in one match: a lowercase URL whose host is already a normal ASCII name.
 # Routing decides in a few microseconds, so the general parser's chain of calls would
 # dominate it; anything unusual falls through to that parser.
-# No backslash anywhere in the authority: see _authority().
+# No backslash anywhere in the authority, and no '@' after it when there is user information:
+# see _authority().
 _PLAIN_URL = re.compile(
-    r"([a-z]+)://(?:[^@/?#\[\]\\]*@)?([a-z0-9_.-]+)(?::([0-9]{1,5}))?(?:[/?#]|\Z)"
+    r"([a-z]+)://([^@/?#\[\]\\]*@)?([a-z0-9_.-]+)(?::([0-9]{1,5}))?(?:[/?#]|\Z)"
 )
 
 
@@ -96,9 +97,10 @@ def parse_target(
     """
     plain = _PLAIN_URL.match(text)
     if plain is not None:
-        scheme, host, port_text = plain.groups()
+        scheme, user, host, port_text = plain.groups()
         known = _SCHEMES.get(scheme)
-        if known is not None and scheme != "dns" and _is_plain_name(host):
+        plain_user = user is None or "@" not in text[plain.end() :]
+        if known is not None and scheme != "dns" and plain_user and _is_plain_name(host):
             port = known[1] if port_text is None else int(port_text)
             if 0 < port < 65536:
                 return Target(protocol or known[0], host, port), None, known[2]
@@ -168,15 +170,22 @@ def _authority(text: str) -> str:
             ``https://127.0.0.1:\\@evil.test/`` reaches 127.0.0.1 with urllib3 and requests
             (and browsers: WHATWG ends a special URL's authority at ``\\``) but evil.test with
             httpx and urllib. Answering for either host would be wrong for the other clients.
+            Or user information is followed by another ``@`` after the authority ended
+            (``https://u:p@ss#word@host/``): a password holding ``@`` and ``/ ? #``, cut
+            short, whose piece after the ``@`` would be taken as the host and shown.
     """
-    for stop in "/?#":
-        text = text.partition(stop)[0]
-    if "\\" in text:
+    authority = _AUTHORITY_END.split(text, maxsplit=1)[0]
+    if "\\" in authority:
         raise _Ambiguous(
             "a backslash in the host part is read differently by clients (urllib3 and requests "
             "end the host there, httpx and urllib do not); percent-encode it as %5C"
         )
-    return text.rpartition("@")[2]  # user information never matters and is never shown
+    if "@" in authority and "@" in text[len(authority) :]:
+        raise _Ambiguous(
+            "the user information seems to go on after a '/', '?' or '#'; percent-encode "
+            "those characters in a password"
+        )
+    return authority.rpartition("@")[2]  # user information never matters and is never shown
 
 
 class _Ambiguous(ValueError):

@@ -39,7 +39,7 @@ def load(stream: IO[str]) -> Any:
             the document, which may hold a password.
     """
     try:
-        return yaml.load(stream, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(stream, Loader=_BoundedLoader)  # a SafeLoader, with bounds
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -71,20 +71,20 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         # The composer recurses once per level: stop it long before Python's stack does.
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise Refused(f"nested more than {MAX_DEPTH} levels deep")
-            node: yaml.Node = super().compose_node(parent, index)  # type: ignore[no-untyped-call]
-            return node
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
-    def compose_document(self) -> yaml.Node:
-        node: yaml.Node = super().compose_document()  # type: ignore[no-untyped-call]
-        _check_expansion(node)
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            _check_expansion(node)
         return node
 
 

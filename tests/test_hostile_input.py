@@ -67,9 +67,32 @@ def test_b6_no_half_of_a_password_cut_by_a_slash_appears(target: str) -> None:
 
 def test_b6_user_info_ends_at_the_last_at_sign_before_the_path() -> None:
     config = ProxyConfig.from_env(environ={**PROXY, "no_proxy": "api.example.com"})
-    route = config.route("https://alice:p@ss@w@api.example.com/x@y")
+    route = config.route("https://alice:p@ss@w@api.example.com/x")
     assert (route.target.host, route.rule) == ("api.example.com", Rule.NO_PROXY)
     assert "p@ss" not in f"{route} {route.reason} {route!r}"
+    # No user information: an '@' in the path or query is just a character.
+    assert config.route("https://api.example.com/users/a@b.example?to=c@d").target.host == (
+        "api.example.com"
+    )
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://alice:S3c@ret#PW@api.example.com/",
+        "https://alice:S3c@ret/PW@api.example.com/",
+        "https://alice:s3c@ret?pw@api.example.com/",  # lowercase: the fast path's shape
+        "alice:S3c@ret/PW@api.example.com/",
+    ],
+)
+def test_b6_a_password_cut_short_after_an_at_sign_is_refused(target: str) -> None:
+    # Clients would connect to 'ret' (urllib3: host 'ret', password 'S3c'): a piece of the
+    # password as the host, which routing would show. Refused, with nothing of it quoted.
+    config = ProxyConfig.from_env(environ=PROXY)
+    with pytest.raises(TargetError, match="percent-encode") as caught:
+        config.route(target)
+    assert caught.value.target.endswith("***@api.example.com/")
+    assert not any(piece in shown(caught.value).lower() for piece in ("s3c", "@ret", "pw"))
 
 
 # --- B7: Helm values of the wrong type --------------------------------------------------------
@@ -155,6 +178,15 @@ def alias_bomb() -> str:
     return "\n".join(lines) + "\n"
 
 
+def deep_aliases() -> str:
+    """Four anchors of 20 levels, each holding the previous one: 80 levels, written in 20."""
+    lines, inner = [], "x"
+    for name in "abcd":
+        lines.append(f"{name}: &{name} " + "[" * 20 + inner + "]" * 20)
+        inner = f"*{name}"
+    return "\n".join(lines) + "\n"
+
+
 @pytest.mark.parametrize(
     ("document", "problem"),
     [
@@ -162,11 +194,7 @@ def alias_bomb() -> str:
         ("externalProxy: " + "[" * 600 + "]" * 600, "nested more than"),
         ("externalProxy:\n  excludedDomains: " + "[" * 5000 + "]" * 5000, "nested more than"),
         ("a: &a [*a]\nexternalProxy: {}\n", "refers to a value that contains it"),
-        (
-            "a: &a [[[[[[[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]]]]]]\nb: &b [[[[[[[[[[[[[[[[[[[[*a]]]]]]]]]]]]]]]]]]]]\n"
-            "c: &c [[[[[[[[[[[[[[[[[[[[*b]]]]]]]]]]]]]]]]]]]]\nd: [[[[[[[[[[[[[[[[[[[[*c]]]]]]]]]]]]]]]]]]]]\n",
-            "through aliases",
-        ),
+        (deep_aliases(), "through aliases"),
     ],
     ids=["alias-bomb", "600-brackets", "5000-brackets", "self-reference", "deep-aliases"],
 )

@@ -2,7 +2,7 @@
 
 Cases, blanks, a missing scheme or port and a missing HTTPS_PROXY are ``check()``'s findings
 (``CP101``-``CP105``, ``CP111``), which name the tools concerned; the lint does not repeat them
-(``CP520``-``CP522``, ``CP524``, ``CP526`` and ``CP527`` are retired).
+(its codes for those are retired, see docs/cli.md).
 """
 
 from __future__ import annotations

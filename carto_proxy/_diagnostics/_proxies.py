@@ -171,9 +171,7 @@ def _omissions(setting: _env.Setting) -> Iterator[Diagnostic]:
         )
 
 
-def proxy_findings(
-    config: ProxyConfig, errors: Iterable[ConfigError] = ()
-) -> Iterator[Diagnostic]:
+def proxy_findings(config: ProxyConfig, errors: Iterable[ConfigError] = ()) -> Iterator[Diagnostic]:
     """Findings about the proxies themselves: none at all, mandatory variables, gRPC and TLS."""
     refused = {error.variable.upper(): error.code for error in errors}
     proxies = [p for p in (config.https_proxy, config.http_proxy, config.grpc_proxy) if p]
