@@ -10,7 +10,10 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from carto_proxy._cli_common import (
+from carto_proxy._config import build
+from carto_proxy._diagnostics import Diagnostic, Severity, check
+from carto_proxy._portability import TOOLS, Finding, lint, tool_names
+from carto_proxy.cli._shared import (
     EXIT_FINDINGS,
     EXIT_OK,
     AddCommand,
@@ -19,9 +22,6 @@ from carto_proxy._cli_common import (
     emit_json,
     wrap,
 )
-from carto_proxy._config import build
-from carto_proxy._diagnostics import Diagnostic, Severity, check
-from carto_proxy._portability import TOOLS, Finding, lint, tool_names
 from carto_proxy.exceptions import ConfigError
 
 __all__ = ["register", "run"]

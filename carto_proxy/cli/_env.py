@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from carto_proxy import _tls
-from carto_proxy._cli_common import EXIT_OK, AddCommand, Source, UsageError, emit, emit_json
 from carto_proxy._config import ProxyConfig
 from carto_proxy._no_proxy import NoProxy
 from carto_proxy._proxy_url import ProxyURL, parse_proxy
 from carto_proxy._routing import Action, Rule
 from carto_proxy._target import Protocol
 from carto_proxy._warehouses import Warehouse
+from carto_proxy.cli._shared import EXIT_OK, AddCommand, Source, UsageError, emit, emit_json
 from carto_proxy.exceptions import ConfigError
 
 __all__ = ["helm_values", "register", "run"]

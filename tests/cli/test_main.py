@@ -14,11 +14,11 @@ from typing import Any, NamedTuple
 import pytest
 
 from carto_proxy import ProxyConfig
-from carto_proxy._cli_common import scrub
 from carto_proxy.cli import main
+from carto_proxy.cli._shared import scrub
 from tests.support.pki import PKI
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 HTTP_ENV = EXAMPLES / "http-proxy.env"
 HTTPS_ENV = EXAMPLES / "https-proxy.env"
 HELM = EXAMPLES / "customizations.yaml"
