@@ -3,6 +3,8 @@
 - :class:`RecordingProxy`: a real forward proxy on loopback, plain or TLS, that records every
   tunnel and request (:class:`ProxyRecord`) and injects faults.
 - :class:`LocalOrigin`: a loopback web server answering for any host name over HTTP and HTTPS.
+- :class:`GrpcOrigin`: a loopback gRPC server, plaintext and TLS, recording every call
+  (:class:`GrpcCall`).
 - :class:`DirectGuard`: records, and by default refuses, the names the process resolves itself,
   i.e. the connections that go direct.
 - :func:`proxy_environ`: set CARTO's proxy variables for a block, restore them afterwards.
@@ -24,12 +26,15 @@ if TYPE_CHECKING:
     from ._assertions import assert_not_proxied, assert_proxied, assert_tunnelled
     from ._direct import DirectGuard
     from ._environ import proxy_environ
+    from ._grpc_origin import GrpcCall, GrpcOrigin
     from ._origin import LocalOrigin, OriginRequest
     from ._recording_proxy import ProxyRecord, RecordingProxy
     from ._records import record_routes
 
 __all__ = [
     "DirectGuard",
+    "GrpcCall",
+    "GrpcOrigin",
     "LocalOrigin",
     "OriginRequest",
     "ProxyRecord",
@@ -43,6 +48,8 @@ __all__ = [
 
 _HOMES = {
     "DirectGuard": "_direct",
+    "GrpcCall": "_grpc_origin",
+    "GrpcOrigin": "_grpc_origin",
     "LocalOrigin": "_origin",
     "OriginRequest": "_origin",
     "ProxyRecord": "_recording_proxy",

@@ -77,7 +77,7 @@ def token_api(pki: PKI) -> Iterator[FakeHTTPServer]:
 
 @pytest.fixture(scope="module")
 def storage_server(pki: PKI) -> Iterator[GrpcServer]:
-    with GrpcServer(pki.origin_cert, bigquery_storage=True) as server:
+    with GrpcServer(pki.origin_ca, bigquery_storage=True) as server:
         yield server
 
 

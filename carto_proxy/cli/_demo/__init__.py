@@ -2,11 +2,12 @@
 
 Starts the testing kit's :class:`~carto_proxy.testing.RecordingProxy` (plain for an
 ``http://`` proxy, TLS with its own CA, verified, for an ``https://`` one) and local stand-ins
-for CARTO's external services (the kit's :class:`~carto_proxy.testing.LocalOrigin`, and a
-gRPC server); loads CARTO's two example ``.env`` files (or ``--env-file`` /
-``--helm-values``), points their proxy variables at the recording proxy and their CA at the
-demo's; sends requests through every adapter whose library is installed; and prints which went
-through the proxy and which went direct, and why, next to the proxy's own log.
+for CARTO's external services (the kit's :class:`~carto_proxy.testing.LocalOrigin` and
+:class:`~carto_proxy.testing.GrpcOrigin`); loads CARTO's two example ``.env`` files (or
+``--env-file`` / ``--helm-values``), points their proxy variables at the recording proxy and
+their CA at the demo's; sends requests through every adapter whose library is installed; and
+prints which went through the proxy and which went direct, and why, next to the proxy's own
+log.
 
 No DNS lookup and no connection leaves the machine: proxied names are mapped by the proxy's
 ``upstreams``, direct ones by a :class:`~carto_proxy.testing.DirectGuard` that refuses every
@@ -70,14 +71,16 @@ def run(args: argparse.Namespace, source: Source) -> int:
         ca_pem = http.ca_pem
         grpc = None
         if "grpc" in adapters:
-            grpc = stack.enter_context(_standins.GrpcStandIn([_requests.STORAGE_API]))
+            grpc = stack.enter_context(_standins.grpc_stand_in(_requests.STORAGE_API))
             ca_pem += grpc.ca_pem
 
         def answered() -> int:
-            return len(http.requests) + (grpc.calls if grpc is not None else 0)
+            return len(http.requests) + (len(grpc.calls) if grpc is not None else 0)
 
         servers = _requests.Servers(
-            http=http.address, grpc=None if grpc is None else grpc.address, answered=answered
+            http=http.address,
+            grpc=None if grpc is None else (grpc.host, grpc.tls_port),
+            answered=answered,
         )
         guard = stack.enter_context(_standins.loopback_names(_requests.HTTP_NAMES, http.address))
         for index, (name, environ) in enumerate(scenarios):
