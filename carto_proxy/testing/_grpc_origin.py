@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from carto_proxy.exceptions import MissingExtraError
@@ -93,12 +92,7 @@ class GrpcOrigin:
     def __enter__(self) -> GrpcOrigin:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def start(self) -> GrpcOrigin:
@@ -140,20 +134,12 @@ class GrpcOrigin:
 
     @property
     def port(self) -> int:
-        """The plaintext port.
-
-        Raises:
-            RuntimeError: it was never started.
-        """
+        """The plaintext port (``RuntimeError`` before :meth:`start`)."""
         return self._started()[0]
 
     @property
     def tls_port(self) -> int:
-        """The TLS port (its certificate is signed by :attr:`ca_pem`).
-
-        Raises:
-            RuntimeError: it was never started.
-        """
+        """The TLS port, signed by :attr:`ca_pem` (``RuntimeError`` before :meth:`start`)."""
         return self._started()[1]
 
     @property

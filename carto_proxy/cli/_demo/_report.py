@@ -30,8 +30,8 @@ def as_json(
                 "kept": scenario.kept,
                 "requests": [
                     {
-                        "adapter": o.adapter,
-                        "request": o.label,
+                        "adapter": o.request.adapter,
+                        "request": o.request.label,
                         "route": route_json(o.route),
                         "result": o.result,
                         "proxy_saw": o.proxy_saw,
@@ -84,8 +84,8 @@ def _rewrites(scenario: Scenario) -> None:
 def _requests(scenario: Scenario) -> None:
     rows = [
         (
-            o.adapter,
-            o.label,
+            o.request.adapter,
+            o.request.label,
             o.route.action.value,
             o.route.rule.value,
             o.result if o.ok else "error",

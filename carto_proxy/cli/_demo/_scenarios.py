@@ -54,15 +54,20 @@ class Rewrite:
 class Outcome:
     """What came of one request: its route, its result, and what the proxy and resolver saw."""
 
-    adapter: str
-    label: str
+    request: Request
     route: Route
-    result: str
-    ok: bool
-    proxy_saw: list[str]
-    went_direct: bool
-    expected: bool = False
+    result: str = ""
+    ok: bool = True
+    proxy_saw: list[str] = field(default_factory=list)
+    went_direct: bool = False
     note: str | None = None
+
+    @property
+    def expected(self) -> bool:
+        """Whether it went the way its route says: through the proxy only, or direct only."""
+        if self.route.action is Action.PROXY:
+            return self.ok and bool(self.proxy_saw) and not self.went_direct
+        return self.ok and not self.proxy_saw and self.went_direct
 
 
 @dataclass(slots=True, kw_only=True)
@@ -223,46 +228,33 @@ def _send(
     proxies: Mapping[str, RecordingProxy],
     guard: DirectGuard,
 ) -> Outcome:
-    route = config.route(request.target, protocol=request.protocol)
-    host = route.target.host
+    outcome = Outcome(
+        request=request, route=config.route(request.target, protocol=request.protocol)
+    )
+    host = outcome.route.target.host
     before = {scheme: len(proxy.records) for scheme, proxy in proxies.items()}
     answered = servers.answered()
     guard.clear()
     servers.by_address.clear()
     try:
-        result = request.send(adapter, config, servers)
-        ok = True
+        outcome.result = request.send(adapter, config, servers)
     except Exception as error:  # any failure is part of what the demo shows
         message = " ".join(str(error).split()) or error.__class__.__name__
-        result = f"error: {error.__class__.__name__}: {message[:160]}"
-        ok = False
-    saw = [
+        outcome.result = f"error: {error.__class__.__name__}: {message[:160]}"
+        outcome.ok = False
+    outcome.proxy_saw = [
         f"{record.method} {_record_target(record)}"
         for scheme, proxy in proxies.items()
         for record in proxy.records[before[scheme] :]
         if record.host == host
     ]
-    note = servers.by_address[0] if servers.by_address else None
+    outcome.note = servers.by_address[0] if servers.by_address else None
     # A client dialled by address resolves no name: it went direct if a stand-in answered it
     # while the proxy saw nothing.
-    went_direct = guard.went_direct(host) or (
-        note is not None and not saw and servers.answered() > answered
+    outcome.went_direct = guard.went_direct(host) or (
+        outcome.note is not None and not outcome.proxy_saw and servers.answered() > answered
     )
-    if route.action is Action.PROXY:
-        expected = ok and bool(saw) and not went_direct
-    else:
-        expected = ok and not saw and went_direct
-    return Outcome(
-        adapter=request.adapter,
-        label=request.label,
-        route=route,
-        result=result,
-        ok=ok,
-        proxy_saw=saw,
-        went_direct=went_direct,
-        expected=expected,
-        note=note,
-    )
+    return outcome
 
 
 def _record_target(record: ProxyRecord) -> str:
