@@ -18,7 +18,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from carto_proxy.exceptions import MissingExtraError
@@ -36,11 +36,12 @@ class GrpcCall:
     Attributes:
         method: the full method name, ``/package.Service/Method``.
         metadata: the call's metadata (``authorization``, ``x-goog-request-params``...);
-            a key sent twice keeps its last value.
+            a key sent twice keeps its last value. Left out of the ``repr``, as it may carry
+            credentials.
     """
 
     method: str
-    metadata: Mapping[str, str]
+    metadata: Mapping[str, str] = field(repr=False)
 
 
 def _import(module: str, extra: str) -> Any:

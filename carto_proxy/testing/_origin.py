@@ -52,7 +52,8 @@ class OriginRequest:
             plain HTTP or when the client sent none (IP-literal URLs).
         body: the request body (a chunked one decoded), up to 1 MiB.
         client: ``(ip, port)`` of the connection: the proxy's when the request was proxied.
-        headers: the request headers, names lowercased (a repeated header: its last value).
+        headers: the request headers, names lowercased (a repeated header: its last value);
+            left out of the ``repr``, as they may carry credentials.
     """
 
     method: str
@@ -62,7 +63,7 @@ class OriginRequest:
     server_name: str | None
     body: bytes
     client: tuple[str, int]
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 # What LocalOrigin.respond_with() takes: a request in, (status, headers, body) or None out.
@@ -269,10 +270,7 @@ class LocalOrigin:
 
     @property
     def errors(self) -> list[Exception]:
-        """Why connections failed before a request was read, in order (the last 100).
-
-        A client that refused the certificate shows here as an ``ssl.SSLError``.
-        """
+        """Why connections failed, the last 100 in order (a refused certificate: ``SSLError``)."""
         with self._lock:
             return list(self._errors)
 
