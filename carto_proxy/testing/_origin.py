@@ -23,6 +23,7 @@ import socket
 import ssl
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -168,7 +169,7 @@ class LocalOrigin:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._requests: list[OriginRequest] = []
-        self._errors: list[Exception] = []
+        self._errors: deque[Exception] = deque(maxlen=_MAX_ERRORS)
         self._replies: dict[str, _Reply] = {}
         self._handler: Handler | None = None
         self._server = ConnectionServer(self._serve, name="LocalOrigin", backlog=256)
@@ -385,7 +386,7 @@ class LocalOrigin:
         except (OSError, ValueError) as error:
             # The client went away, refused the certificate or timed out: kept for errors.
             with self._lock:
-                self._errors = [*self._errors[-_MAX_ERRORS + 1 :], error]
+                self._errors.append(error)
         finally:
             self._server.untrack(sock)
             with self._lock:
