@@ -94,10 +94,6 @@ class Origins(NamedTuple):
 
 def serve_origins(directory: str, conn: Connection) -> None:
     """Child process: run the test origins until the parent says stop (or goes away)."""
-    # The test origins write the response head and body in two segments; with Nagle's
-    # algorithm on, the second waits for the client's delayed ACK (~40 ms a request), which
-    # would hide everything this benchmark measures.
-    origin_servers._Handler.disable_nagle_algorithm = True
     pki = PKI.create(Path(directory))
     with origin_servers.start_origins(pki) as servers:
         conn.send(Origins(str(pki.origin_ca_path), servers.http.port, servers.https.port))

@@ -20,11 +20,11 @@ from tests.support.fake_bigquery import (
     DATASETS,
     PROJECT,
     QUERY_ROWS,
-    FakeHTTPServer,
     bigquery_routes,
     token_routes,
 )
 from tests.support.names import API_HOST
+from tests.support.origins import FakeHTTPServer
 from tests.support.pki import PKI
 from tests.support.squid import Squid, SquidLog
 
@@ -51,7 +51,7 @@ def config_of(**environ: str) -> ProxyConfig:
 
 def over_tls(pki: PKI, routes: list[Any], name: str) -> FakeHTTPServer:
     """A fake server that answers over TLS with the origin certificate."""
-    return FakeHTTPServer(routes, context=pki.origin_cert.server_context(), name=name)
+    return FakeHTTPServer(routes, ca=pki.origin_ca, name=name)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def token_api(pki: PKI) -> Iterator[FakeHTTPServer]:
 
 @pytest.fixture(scope="module")
 def storage_server(pki: PKI) -> Iterator[GrpcServer]:
-    with GrpcServer(pki.origin_cert, bigquery_storage=True) as server:
+    with GrpcServer(pki.origin_ca, bigquery_storage=True) as server:
         yield server
 
 

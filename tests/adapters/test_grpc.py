@@ -185,7 +185,7 @@ def test_ssl_credentials_are_channel_credentials(pki: PKI) -> None:
 
 @pytest.fixture(scope="module")
 def grpc_server(pki: PKI) -> Iterator[GrpcServer]:
-    with GrpcServer(pki.origin_cert) as server:
+    with GrpcServer(pki.origin_ca) as server:
         yield server
 
 

@@ -19,7 +19,6 @@ import pytest
 from carto_proxy import Action, ConfigError, ProxyConfig, Route, Rule, TargetError, Warehouse
 from carto_proxy._no_proxy import NoProxy
 from carto_proxy._observers import observe
-from tests.support.fake_bigquery import FakeHTTPServer
 from tests.support.fake_snowflake import (
     ACCOUNT,
     LOGIN_PATH,
@@ -29,6 +28,7 @@ from tests.support.fake_snowflake import (
     start_fake_snowflake,
 )
 from tests.support.names import DENIED_HOST, LOOPBACK, SNOWFLAKE_HOST
+from tests.support.origins import FakeHTTPServer
 from tests.support.pki import PKI
 from tests.support.squid import Squid, SquidLog
 
@@ -211,7 +211,7 @@ def fake_snowflake() -> Iterator[FakeHTTPServer]:
 
 @pytest.fixture(scope="module")
 def fake_snowflake_tls(pki: PKI) -> Iterator[FakeHTTPServer]:
-    server = start_fake_snowflake(context=pki.origin_cert.server_context())
+    server = start_fake_snowflake(ca=pki.origin_ca)
     try:
         yield server
     finally:
