@@ -14,7 +14,9 @@ import contextlib
 import functools
 import http
 import socket
+import ssl
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -44,6 +46,9 @@ MAX_HEAD = 65536
 MAX_FIELDS = 100
 # A body whose length only its end tells is held in memory up to this, then in a temporary file.
 SPOOL_BYTES = 1024 * 1024
+# How long, and how much, to read from a client whose connection closes after an error.
+_LINGER_SECONDS = 0.5
+_LINGER_BYTES = 1024 * 1024
 
 _HOP_BY_HOP = frozenset(
     {
@@ -166,6 +171,12 @@ class ClientConnection:
                 return None
             else:
                 assert isinstance(event, h11.Request)
+                # h11 bounds a head it is still waiting for; this bounds a complete one.
+                if (
+                    self._fed is not None
+                    and len(self._fed) - len(self._h11.trailing_data[0]) > MAX_HEAD
+                ):
+                    raise FramingError(f"request head over {MAX_HEAD // 1024} KiB")
                 self._fed = None
                 return _request_head(event)
 
@@ -177,14 +188,12 @@ class ClientConnection:
         """
         if self._h11.client_is_waiting_for_100_continue:
             self._send(h11.InformationalResponse(status_code=100, reason=b"Continue", headers=[]))
-        while True:
+        while self._h11.their_state is h11.SEND_BODY:  # until EndOfMessage (trailers dropped)
             event = self._next_event()
             if event is h11.NEED_DATA:
                 self._receive()
             elif isinstance(event, h11.Data):
                 yield bytes(event.data)
-            else:
-                return  # EndOfMessage (its trailer fields are dropped)
 
     def drain(self) -> None:
         """Read and forget the rest of the current request's body."""
@@ -222,6 +231,24 @@ class ClientConnection:
         """Answer ``200`` to the CONNECT just read; return the bytes the client sent behind it."""
         self._send(h11.Response(status_code=200, reason=b"Connection established", headers=[]))
         return bytes(self._h11.trailing_data[0])
+
+    def close_gently(self) -> None:
+        """Let the client read the last answer before its connection closes (RFC 9112 §9.6).
+
+        Closing with unread input resets a TCP connection, and the reset can destroy an answer
+        the client has not read yet; so half-close (plain TCP), then read and forget what the
+        client still sends, for half a second or 1 MiB at most.
+        """
+        with contextlib.suppress(OSError):
+            if not isinstance(self._sock, ssl.SSLSocket):
+                self._sock.shutdown(socket.SHUT_WR)
+            deadline, left = time.monotonic() + _LINGER_SECONDS, _LINGER_BYTES
+            while left > 0 and (remaining := deadline - time.monotonic()) > 0:
+                self._sock.settimeout(remaining)
+                data = self._sock.recv(CHUNK)
+                if not data:
+                    return
+                left -= len(data)
 
     def next_cycle(self) -> bool:
         """Get ready for the next request; ``False`` when the connection must close instead."""
@@ -328,13 +355,13 @@ class UpstreamConnection:
             except h11.RemoteProtocolError as exc:
                 raise UpstreamError(str(exc)) from exc
             if event is not h11.NEED_DATA:
-                if isinstance(event, h11.ConnectionClosed):
-                    raise UpstreamError("upstream closed the connection without a response")
                 return event
             try:
                 data = self._sock.recv(CHUNK)
             except OSError as exc:
                 raise UpstreamError(str(exc)) from exc
+            if not data and self._h11.their_state is h11.SEND_RESPONSE:
+                raise UpstreamError("upstream closed the connection without a response")
             self._h11.receive_data(data)
 
     def _send(self, event: h11.Event) -> None:

@@ -108,6 +108,7 @@ class Proxying:
                 # The framing is lost: whatever follows could be smuggled, so answer and close.
                 if client.can_answer:
                     client.error(400, str(exc), keep_alive=False)
+                client.close_gently()
                 return
 
     @contextlib.contextmanager

@@ -81,8 +81,16 @@ class ConnectionServer:
         self._listener = listener
         self.port = int(listener.getsockname()[1])
         self._wake = socket.socketpair()
+        # Made here, not in the thread: every descriptor the server needs exists once start()
+        # returns, whatever the process runs out of later.
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ)
+        selector.register(self._wake[0], selectors.EVENT_READ)
         self._accept_thread = threading.Thread(
-            target=self._accept_loop, name=f"{self._name}-accept:{self.port}", daemon=True
+            target=self._accept_loop,
+            args=(selector,),
+            name=f"{self._name}-accept:{self.port}",
+            daemon=True,
         )
         self._accept_thread.start()
 
@@ -173,13 +181,10 @@ class ConnectionServer:
             raise ConnectionAbortedError("stopping: upstream connect abandoned")
         return bool(ready)
 
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, selector: selectors.BaseSelector) -> None:
         assert self._listener is not None
-        assert self._wake is not None
         backoff = _BACKOFF
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._listener, selectors.EVENT_READ)
-            selector.register(self._wake[0], selectors.EVENT_READ)
+        with selector:
             while not self.stopping.is_set():
                 for key, _ in selector.select():
                     if key.fileobj is not self._listener:
