@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from carto_proxy._hosts import format_authority
 
@@ -74,39 +74,14 @@ class ProxyRecord:
         return None if self.end is None else self.end - self.start
 
 
-@dataclass(slots=True, kw_only=True)
 class LiveRecord:
-    """The mutable record of a tunnel or request in flight; changed only by its RecordBook."""
+    """A tunnel or request in flight, as :attr:`now` says; changed only by its RecordBook."""
 
-    method: str
-    authority: str
-    host: str
-    port: int
-    path: str | None
-    client: tuple[str, int]
-    start: float
-    status: int | None = None
-    bytes_up: int = 0
-    bytes_down: int = 0
-    end: float | None = None
-    error: str | None = None
+    __slots__ = ("now",)
 
-    def snapshot(self) -> ProxyRecord:
-        """Return the frozen view of this record."""
-        return ProxyRecord(
-            method=self.method,
-            authority=self.authority,
-            host=self.host,
-            port=self.port,
-            path=self.path,
-            client=self.client,
-            status=self.status,
-            bytes_up=self.bytes_up,
-            bytes_down=self.bytes_down,
-            start=self.start,
-            end=self.end,
-            error=self.error,
-        )
+    def __init__(self, record: ProxyRecord) -> None:
+        self.now = record
+        """The latest snapshot; replaced, never changed, so that readers need no lock."""
 
 
 class RecordBook:
@@ -138,40 +113,45 @@ class RecordBook:
     ) -> LiveRecord:
         """Start a record for ``address``, or for the ``raw`` target when it is unparseable."""
         host, port = address or ("", 0)
-        record = LiveRecord(
+        record = ProxyRecord(
             method=method,
             authority=raw if address is None else format_authority(host, port),
             host=host,
             port=port,
             path=path,
             client=client,
+            status=None,
+            bytes_up=0,
+            bytes_down=0,
             start=time.monotonic(),
+            end=None,
+            error=None,
         )
+        live = LiveRecord(record)
         with self._cond:
-            self._records.append(record)
+            self._records.append(live)
             if len(self._records) > self._max_records:
                 self._forget_oldest_finished()
             self._cond.notify_all()
-        return record
+        return live
 
     def set_status(self, record: LiveRecord, status: int, error: str | None = None) -> None:
         """Set what the proxy answered (and why it refused or failed)."""
         with self._cond:
-            record.status = status
-            record.error = error or record.error
+            record.now = replace(record.now, status=status, error=error or record.now.error)
             self._cond.notify_all()
 
     def set_error(self, record: LiveRecord, error: str) -> None:
         """Set why a record failed, unless it has a reason already."""
         with self._cond:
-            record.error = record.error or error
+            record.now = replace(record.now, error=record.now.error or error)
             self._cond.notify_all()
 
     def add_bytes(self, record: LiveRecord, *, up: int, down: int) -> None:
         """Count payload bytes relayed."""
         with self._cond:
-            record.bytes_up += up
-            record.bytes_down += down
+            now = record.now
+            record.now = replace(now, bytes_up=now.bytes_up + up, bytes_down=now.bytes_down + down)
             self._cond.notify_all()
 
     @contextlib.contextmanager
@@ -184,7 +164,7 @@ class RecordBook:
             raise
         finally:
             with self._cond:
-                record.end = time.monotonic()
+                record.now = replace(record.now, end=time.monotonic())
                 self._cond.notify_all()
 
     def add_tls_error(self, error: str) -> None:
@@ -243,11 +223,11 @@ class RecordBook:
             return list(self._tls_errors)
 
     def _snapshot(self) -> list[ProxyRecord]:
-        return [record.snapshot() for record in self._records]
+        return [record.now for record in self._records]
 
     def _forget_oldest_finished(self) -> None:
         for index, record in enumerate(self._records):
-            if record.end is not None:
+            if record.now.end is not None:
                 del self._records[index]
                 return
 

@@ -19,6 +19,7 @@ from carto_proxy.testing._faults import Faults, Refusal
 from carto_proxy.testing._http11 import (
     ClientConnection,
     FramingError,
+    Headers,
     RequestHead,
     UpstreamConnection,
     UpstreamError,
@@ -132,16 +133,16 @@ class Proxying:
 
     def _decide(self, record: LiveRecord) -> Address | Refusal:
         """Apply latency and faults, then the loopback-or-mapped rule; never resolve a name."""
-        delay = self.faults.delay(record.host, record.port)
+        delay = self.faults.delay(record.now.host, record.now.port)
         if delay > 0 and self.server.stopping.wait(delay):
             # stop() cut the delay short: hang up rather than answer after all.
             raise ConnectionAbortedError("RecordingProxy stopped during add_latency")
-        refusal = self.faults.refusal(record.host, record.port)
+        refusal = self.faults.refusal(record.now.host, record.now.port)
         if refusal is not None:
             return refusal
-        address = self.upstreams.address_for(record.host, record.port)
+        address = self.upstreams.address_for(record.now.host, record.now.port)
         if address is None:
-            return Refusal(status=403, error=f"{record.authority} {_NOT_ALLOWED}")
+            return Refusal(status=403, error=f"{record.now.authority} {_NOT_ALLOWED}")
         return address
 
     def _refuse(
@@ -175,7 +176,7 @@ class Proxying:
             try:
                 upstream = self.server.connect(decision, self.timeout)
             except OSError as exc:
-                error = f"cannot connect to {record.authority} at {decision}: {exc}"
+                error = f"cannot connect to {record.now.authority} at {decision}: {exc}"
                 self._refuse(client, record, Refusal(status=502, error=error), keep=False)
                 return
             try:
@@ -191,7 +192,7 @@ class Proxying:
         upstream: socket.socket,
         record: LiveRecord,
     ) -> None:
-        budget = self.faults.cut_after(record.host, record.port)
+        budget = self.faults.cut_after(record.now.host, record.now.port)
         early = client.open_tunnel()
         self.book.set_status(record, 200)
         splice = Splice(
@@ -221,62 +222,72 @@ class Proxying:
             if isinstance(decision, Refusal):
                 client.drain()
                 return self._refuse(client, record, decision, keep)
-            request_headers = [
-                (b"Host", host_header.encode("ascii")),
-                *forwardable(request.headers),
-            ]
-            with sized(client.body(), request.length) as (length, body):
-                if length or request.method in _BODY_METHODS:
-                    request_headers.append((b"Content-Length", b"%d" % length))
-                # One upstream connection per request keeps the framing of the response simple.
-                request_headers.append((b"Connection", b"close"))
-                try:
-                    return self._exchange(
-                        client, record, decision, (path, request_headers, body), keep
-                    )
-                except UpstreamError as exc:
-                    client.drain()
-                    error = f"upstream {record.authority} at {decision} failed: {exc}"
-                    return self._refuse(client, record, Refusal(status=502, error=error), keep)
+            try:
+                self._exchange(client, request, record, (decision, host_header), keep)
+            except UpstreamError as exc:
+                client.drain()
+                error = f"upstream {record.now.authority} at {decision} failed: {exc}"
+                return self._refuse(client, record, Refusal(status=502, error=error), keep)
+            return keep
 
     def _exchange(
         self,
         client: ClientConnection,
+        request: RequestHead,
         record: LiveRecord,
-        address: Address,
-        outgoing: tuple[str, list[tuple[bytes, bytes]], Iterable[bytes]],
+        upstream_at: tuple[Address, str],
         keep: bool,
-    ) -> bool:
-        path, headers, body = outgoing
-        try:
-            sock = self.server.connect(address, self.timeout)
-        except OSError as exc:
-            raise UpstreamError(str(exc)) from exc
-        try:
-            upstream = UpstreamConnection(sock)
-            upstream.send_request(record.method, path, headers, self._counted(record, body, True))
-            response = upstream.response()
-            empty = record.method == "HEAD" or response.status in (204, 304)
-            length = 0 if empty else None if response.chunked else response.content_length
-            with sized(() if empty else upstream.body(), length) as (size, chunks):
-                back = forwardable(response.headers)
-                declared = response.content_length if record.method == "HEAD" else size
-                if declared is not None and response.status not in (204, 304):
-                    back.append((b"Content-Length", b"%d" % declared))
-                back.append((b"Connection", b"keep-alive" if keep else b"close"))
-                self.book.set_status(record, response.status)
-                chunks = self._counted(record, chunks, False)
-                client.respond(response.status, response.reason, back, chunks)
-            return keep
-        finally:
-            self.server.untrack(sock)
-            sock.close()
+    ) -> None:
+        """Send the request to ``(address, Host)``, its body streamed; relay the response."""
+        address, host_header = upstream_at
+        assert record.now.path is not None
+        with sized(client.body(), request.length) as (length, body):
+            try:
+                sock = self.server.connect(address, self.timeout)
+            except OSError as exc:
+                raise UpstreamError(str(exc)) from exc
+            try:
+                upstream = UpstreamConnection(sock)
+                headers = _upstream_headers(request, host_header, length)
+                body = self._counted(record, body, up=True)
+                upstream.send_request(request.method, record.now.path, headers, body)
+                self._relay_response(client, record, upstream, keep)
+            finally:
+                self.server.untrack(sock)
+                sock.close()
 
-    def _counted(self, record: LiveRecord, chunks: Iterable[bytes], up: bool) -> Iterator[bytes]:
+    def _relay_response(
+        self, client: ClientConnection, record: LiveRecord, upstream: UpstreamConnection, keep: bool
+    ) -> None:
+        response = upstream.response()
+        empty = record.now.method == "HEAD" or response.status in (204, 304)
+        length = 0 if empty else None if response.chunked else response.content_length
+        with sized(() if empty else upstream.body(), length) as (size, chunks):
+            headers = forwardable(response.headers)
+            # A HEAD answer declares the length a GET would have had.
+            declared = response.content_length if record.now.method == "HEAD" else size
+            if declared is not None and response.status not in (204, 304):
+                headers.append((b"Content-Length", b"%d" % declared))
+            headers.append((b"Connection", b"keep-alive" if keep else b"close"))
+            self.book.set_status(record, response.status)
+            chunks = self._counted(record, chunks, up=False)
+            client.respond(response.status, response.reason, headers, chunks)
+
+    def _counted(self, record: LiveRecord, chunks: Iterable[bytes], *, up: bool) -> Iterator[bytes]:
         """Yield ``chunks``, counting each one relayed (``up``: client → upstream)."""
         for chunk in chunks:
             yield chunk
             self.book.add_bytes(record, up=len(chunk) if up else 0, down=0 if up else len(chunk))
+
+
+def _upstream_headers(request: RequestHead, host_header: str, length: int) -> Headers:
+    # RFC 9112 §3.2.2: a proxy replaces Host with the authority of the absolute-form target.
+    headers = [(b"Host", host_header.encode("ascii")), *forwardable(request.headers)]
+    if length or request.method in _BODY_METHODS:
+        headers.append((b"Content-Length", b"%d" % length))
+    # One upstream connection per request keeps the framing of the response simple.
+    headers.append((b"Connection", b"close"))
+    return headers
 
 
 def _connect_target(target: str) -> Address:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
+import subprocess
+import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 import urllib3
 
 from carto_proxy.testing._recording_proxy import ProxyRecord, RecordingProxy
 
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 10.0
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 NOT_ALLOWED = "not a loopback address or mapped upstream"
@@ -102,3 +108,18 @@ def _proxy_threads() -> list[str]:
 def _one(records: list[ProxyRecord]) -> ProxyRecord:
     assert len(records) == 1, records
     return records[0]
+
+
+def _run_child(module: str, *args: str) -> dict[str, Any]:
+    """Run ``python -m module args`` from the repository root; return the JSON it printed."""
+    child = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    result: dict[str, Any] = json.loads(child.stdout)
+    return result

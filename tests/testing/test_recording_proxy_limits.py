@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from carto_proxy.testing._proxy_records import MAX_RECORDS, MAX_TLS_ERRORS, RecordBook
 from carto_proxy.testing._recording_proxy import RecordingProxy
+from tests.testing.proxy_client import ROOT, _run_child
 
-ROOT = Path(__file__).resolve().parents[2]
 SIZE = 50 * 1024 * 1024
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
 def test_fifty_megabyte_bodies_cost_a_few_megabytes() -> None:
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.testing.memory_child"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert child.returncode == 0, child.stderr
-    result = json.loads(child.stdout)
+    result = _run_child("tests.testing.memory_child")
     # Sized and chunked uploads reached the sink whole; sized and until-close downloads came back.
     assert result["answers"] == [[8, str(SIZE)], [8, str(SIZE)], [SIZE, "x" * 32], [SIZE, "x" * 32]]
     assert result["records"] == [[200, SIZE, 8], [200, SIZE, 8], [200, 0, SIZE], [200, 0, SIZE]]
@@ -50,7 +39,7 @@ def test_the_book_forgets_the_oldest_finished_records_beyond_its_bound() -> None
     for index in range(6, 9):  # three more still open: live records are never forgotten
         book.open("GET", _address(index), ("127.0.0.1", 1))
     assert [record.port for record in book.records()] == [1, 7, 8, 9]
-    assert live.end is None
+    assert live.now.end is None
     for error in ("one", "two", "three"):
         book.add_tls_error(error)
     assert book.tls_errors() == ["two", "three"]

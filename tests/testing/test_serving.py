@@ -7,9 +7,7 @@ connect: each server must refuse or wait without harm, keep serving, and stop in
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -19,14 +17,25 @@ from pathlib import Path
 import pytest
 
 from carto_proxy.testing import LocalOrigin, RecordingProxy
-from tests.testing.proxy_client import TIMEOUT, _get, _proxy_threads, _read_head, _recv_all
+from tests.testing.proxy_client import (
+    TIMEOUT,
+    _get,
+    _read_head,
+    _recv_all,
+    _run_child,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _server_threads() -> list[str]:
-    prefixes = ("RecordingProxy", "LocalOrigin")
-    return [thread.name for thread in threading.enumerate() if thread.name.startswith(prefixes)]
+def _stop_in_budget(server: RecordingProxy | LocalOrigin) -> None:
+    """Stop ``server``: within a second, leaving none of its threads and no listener."""
+    port = server.port
+    started = time.monotonic()
+    server.stop()  # must not raise "cannot join thread before it is started"
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0
+    # The threads are named after the port: "RecordingProxy-conn:PORT:CLIENT_PORT".
+    assert [thread.name for thread in threading.enumerate() if f":{port}" in thread.name] == []
+    assert _refused(port)
 
 
 def _refused(port: int) -> bool:
@@ -77,12 +86,7 @@ def test_proxy_refuses_a_connection_it_has_no_thread_for_and_keeps_serving(
         with socket.create_connection((proxy.host, proxy.port), timeout=TIMEOUT) as second:
             assert _get(second, f"http://127.0.0.1:{http_origin}/")[0] == 200
     finally:
-        started = time.monotonic()
-        proxy.stop()  # must not raise "cannot join thread before it is started"
-        elapsed = time.monotonic() - started
-    assert elapsed < 1.0
-    assert _proxy_threads() == []
-    assert _refused(proxy.port)
+        _stop_in_budget(proxy)
 
 
 def test_origin_refuses_a_connection_it_has_no_thread_for_and_keeps_serving(
@@ -96,12 +100,7 @@ def test_origin_refuses_a_connection_it_has_no_thread_for_and_keeps_serving(
         assert len(refused) == 1
         assert _get_origin(origin.port) == b"HTTP/1.1 200 OK"
     finally:
-        started = time.monotonic()
-        origin.stop()
-        elapsed = time.monotonic() - started
-    assert elapsed < 1.0
-    assert _server_threads() == []
-    assert _refused(origin.port)
+        _stop_in_budget(origin)
 
 
 # --- B3: no descriptor for accept() -----------------------------------------------------------
@@ -110,16 +109,7 @@ def test_origin_refuses_a_connection_it_has_no_thread_for_and_keeps_serving(
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/fd")
 @pytest.mark.parametrize("kind", ["proxy", "origin"])
 def test_out_of_descriptors_the_accept_loop_backs_off_then_serves(kind: str) -> None:
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.testing.exhaustion_child", kind],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert child.returncode == 0, child.stderr
-    result = json.loads(child.stdout)
+    result = _run_child("tests.testing.exhaustion_child", kind)
     assert result["descriptors"] > 0
     # A spinning loop burns the whole window (1 s); backing off costs milliseconds.
     assert result["cpu"] < 0.25 * result["window"], result
@@ -165,12 +155,7 @@ def test_stop_ends_an_upstream_connect_in_progress(method: str) -> None:
                 sock.sendall(b"GET http://hang.example/ HTTP/1.1\r\nHost: hang.example\r\n\r\n")
             proxy.wait_for(lambda records: len(records) == 1, timeout=TIMEOUT)
 
-            started = time.monotonic()
-            proxy.stop()
-            elapsed = time.monotonic() - started
-
-            assert elapsed < 1.0
-            assert _proxy_threads() == []
+            _stop_in_budget(proxy)
             assert _connecting_to(port) == filler  # the proxy's connect is gone
             with contextlib.suppress(ConnectionResetError):
                 assert b" 200 " not in _recv_all(sock)
