@@ -68,31 +68,41 @@ class ConnectionServer:
         return self._listener is not None or self.stopping.is_set()
 
     def start(self, host: str, port: int = 0) -> None:
-        """Listen on ``host:port`` (``0``: a free port) and start accepting."""
+        """Listen on ``host:port`` (``0``: a free port) and start accepting; all or nothing.
+
+        Raises:
+            OSError: it cannot listen there, or the process is out of descriptors.
+            RuntimeError: the accept thread cannot start.
+        """
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        try:
+        with contextlib.ExitStack() as undo:
+            listener = undo.enter_context(socket.socket(family, socket.SOCK_STREAM))
             listener.bind((host, port))
             listener.listen(self._backlog)
             listener.setblocking(False)
-        except OSError:
-            listener.close()
-            raise
-        self._listener = listener
-        self.port = int(listener.getsockname()[1])
-        self._wake = socket.socketpair()
-        # Made here, not in the thread: every descriptor the server needs exists once start()
-        # returns, whatever the process runs out of later.
-        selector = selectors.DefaultSelector()
-        selector.register(listener, selectors.EVENT_READ)
-        selector.register(self._wake[0], selectors.EVENT_READ)
-        self._accept_thread = threading.Thread(
-            target=self._accept_loop,
-            args=(selector,),
-            name=f"{self._name}-accept:{self.port}",
-            daemon=True,
-        )
-        self._accept_thread.start()
+            wake = socket.socketpair()
+            undo.enter_context(wake[0])
+            undo.enter_context(wake[1])
+            # Made here, not in the thread: every descriptor the server needs exists once
+            # start() returns, whatever the process runs out of later.
+            selector = undo.enter_context(selectors.DefaultSelector())
+            selector.register(listener, selectors.EVENT_READ)
+            selector.register(wake[0], selectors.EVENT_READ)
+            bound = int(listener.getsockname()[1])
+            accept_thread = threading.Thread(
+                target=self._accept_loop,
+                args=(listener, selector),
+                name=f"{self._name}-accept:{bound}",
+                daemon=True,
+            )
+            self.port = bound  # the connection threads are named after it
+            try:
+                accept_thread.start()
+            except BaseException:
+                self.port = None
+                raise
+            undo.pop_all()
+        self._listener, self._wake, self._accept_thread = listener, wake, accept_thread
 
     def stop(self) -> None:
         """Close the listener and every connection, and join every thread; idempotent."""
@@ -181,15 +191,14 @@ class ConnectionServer:
             raise ConnectionAbortedError("stopping: upstream connect abandoned")
         return bool(ready)
 
-    def _accept_loop(self, selector: selectors.BaseSelector) -> None:
-        assert self._listener is not None
+    def _accept_loop(self, listener: socket.socket, selector: selectors.BaseSelector) -> None:
         backoff = _BACKOFF
         with selector:
             while not self.stopping.is_set():
                 for key, _ in selector.select():
-                    if key.fileobj is not self._listener:
+                    if key.fileobj is not listener:
                         continue
-                    if self._accept_one(self._listener):
+                    if self._accept_one(listener):
                         backoff = _BACKOFF
                     else:
                         # The listener stays readable while accept() keeps failing: wait.

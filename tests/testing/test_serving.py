@@ -103,6 +103,27 @@ def test_origin_refuses_a_connection_it_has_no_thread_for_and_keeps_serving(
         _stop_in_budget(origin)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/fd")
+def test_a_server_whose_accept_thread_cannot_start_leaves_nothing_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start = threading.Thread.start
+
+    def failing_start(thread: threading.Thread) -> None:
+        if "-accept:" in thread.name:
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    proxy = RecordingProxy()
+    descriptors = len(list(Path("/proc/self/fd").iterdir()))
+    monkeypatch.setattr(threading.Thread, "start", failing_start)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        proxy.start()
+    assert len(list(Path("/proc/self/fd").iterdir())) == descriptors
+    assert "not started" in repr(proxy)
+    proxy.stop()  # nothing to stop
+
+
 # --- B3: no descriptor for accept() -----------------------------------------------------------
 
 
