@@ -75,8 +75,11 @@ class Splice:
             sock.setblocking(False)
         self._up.pending = self._take(early)
         with selectors.DefaultSelector() as selector:
+            watched = None
             while self._running():
-                self._register(selector)
+                if (state := self._state()) != watched:
+                    self._register(selector)
+                    watched = state
                 for sock, events in self._ready(selector):
                     if events & selectors.EVENT_WRITE:
                         self._push(self._into(sock))
@@ -89,6 +92,11 @@ class Splice:
             return False
         busy = self._up.pending or self._down.pending
         return bool(busy) or (self._left != 0 and not (self._up.ended and self._down.ended))
+
+    def _state(self) -> tuple[bool, ...]:
+        """What the watched events depend on."""
+        up, down = self._up, self._down
+        return (bool(up.pending), up.ended, bool(down.pending), down.ended, self._left == 0)
 
     def _out_of(self, sock: socket.socket) -> _Pipe:
         return self._up if sock is self._up.source else self._down
