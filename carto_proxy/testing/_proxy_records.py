@@ -19,7 +19,7 @@ from carto_proxy._hosts import format_authority
 __all__ = ["MAX_RECORDS", "MAX_TLS_ERRORS", "LiveRecord", "ProxyRecord", "RecordBook"]
 
 MAX_RECORDS = 100_000
-"""Records kept at most; beyond, the oldest finished one is forgotten for each new one."""
+"""Records kept at most (about 450 bytes each); beyond, the oldest finished one is forgotten."""
 MAX_TLS_ERRORS = 1_000
 """TLS handshake errors kept at most; beyond, the oldest is forgotten."""
 
