@@ -17,15 +17,15 @@ from urllib.parse import urlsplit
 
 from carto_proxy.testing._faults import Faults, Refusal
 from carto_proxy.testing._http11 import (
-    ClientConnection,
     FramingError,
     Headers,
     RequestHead,
-    UpstreamConnection,
     UpstreamError,
     forwardable,
     sized,
 )
+from carto_proxy.testing._http11_clients import ClientConnection
+from carto_proxy.testing._http11_upstream import UpstreamConnection
 from carto_proxy.testing._proxy_records import LiveRecord, RecordBook
 from carto_proxy.testing._relay import Splice
 from carto_proxy.testing._serving import ConnectionServer
@@ -70,9 +70,7 @@ class Proxying:
                     conn, server_side=True, do_handshake_on_connect=False
                 )
                 sock = tls_sock
-                if not self.server.track(tls_sock, replacing=conn) or not self._handshake(
-                    tls_sock, peer
-                ):
+                if not self._handshake(tls_sock, conn, peer):
                     return
             self._serve_requests(sock, peer)
         except (OSError, FramingError):
@@ -81,7 +79,10 @@ class Proxying:
             self.server.untrack(sock)
             sock.close()
 
-    def _handshake(self, sock: ssl.SSLSocket, peer: _Peer) -> bool:
+    def _handshake(self, sock: ssl.SSLSocket, conn: socket.socket, peer: _Peer) -> bool:
+        """Track ``sock`` in place of ``conn``, then run its handshake; ``False`` if it fails."""
+        if not self.server.track(sock, replacing=conn):
+            return False
         # In the connection thread, so a slow or hostile client never stalls accept().
         sock.settimeout(self.timeout)
         try:

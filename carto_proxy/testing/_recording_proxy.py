@@ -315,6 +315,7 @@ class RecordingProxy:
         self._faults.clear()
 
     def _serve(self, conn: socket.socket, client: tuple[str, int]) -> None:
+        # The server is made before the Proxying that holds it, so it calls through here.
         self._proxying.serve(conn, client)
 
 
