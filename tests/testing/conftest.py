@@ -160,6 +160,18 @@ def outbound(monkeypatch: pytest.MonkeyPatch) -> list[object]:
             raise OSError(f"test guard: no connection to {address!r}")
         return real_create_connection(address, *args, **kwargs)
 
+    def guarded(connect: Any) -> Any:
+        # RecordingProxy opens upstream connections itself, not through create_connection().
+        def guarded_connect(sock: socket.socket, address: Any) -> Any:
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOOPBACK:
+                attempts.append(address)
+                raise OSError(f"test guard: no connection to {address!r}")
+            return connect(sock, address)
+
+        return guarded_connect
+
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     monkeypatch.setattr(socket, "create_connection", create_connection)
+    monkeypatch.setattr(socket.socket, "connect", guarded(socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(socket.socket.connect_ex))
     return attempts

@@ -262,6 +262,14 @@ def test_forwarding_to_anything_but_loopback_is_refused(
     assert outbound == []
 
 
+def test_the_outbound_guard_sees_the_proxys_own_connects(outbound: list[object]) -> None:
+    """The control for the tests above: an upstream mapped off loopback is caught."""
+    with RecordingProxy(upstreams={"x.example": ("10.9.9.9", 80)}, timeout=TIMEOUT) as proxy:
+        with _proxy_socket(proxy) as sock:
+            assert _connect(sock, "x.example:443")[0] == 502
+    assert outbound == [("10.9.9.9", 80)]
+
+
 def test_malformed_targets_are_answered_400_and_recorded(proxy: RecordingProxy) -> None:
     with _proxy_socket(proxy) as sock:
         status, _ = _get(sock, "/origin-form")
