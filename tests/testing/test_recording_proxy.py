@@ -264,9 +264,12 @@ def test_forwarding_to_anything_but_loopback_is_refused(
 
 def test_the_outbound_guard_sees_the_proxys_own_connects(outbound: list[object]) -> None:
     """The control for the tests above: an upstream mapped off loopback is caught."""
-    with RecordingProxy(upstreams={"x.example": ("10.9.9.9", 80)}, timeout=TIMEOUT) as proxy:
-        with _proxy_socket(proxy) as sock:
-            assert _connect(sock, "x.example:443")[0] == 502
+    upstreams = {"x.example": ("10.9.9.9", 80)}
+    with (
+        RecordingProxy(upstreams=upstreams, timeout=TIMEOUT) as proxy,
+        _proxy_socket(proxy) as sock,
+    ):
+        assert _connect(sock, "x.example:443")[0] == 502
     assert outbound == [("10.9.9.9", 80)]
 
 
