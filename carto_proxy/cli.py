@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from carto_proxy import (
+    _cli_audit,
     _cli_check,
     _cli_demo,
     _cli_egress,
@@ -38,7 +39,7 @@ from carto_proxy.exceptions import ConfigError, MissingExtraError, TargetError
 
 __all__ = ["main"]
 
-_COMMANDS = (_cli_check, _cli_route, _cli_egress, _cli_env, _cli_probe, _cli_demo)
+_COMMANDS = (_cli_check, _cli_route, _cli_egress, _cli_env, _cli_probe, _cli_demo, _cli_audit)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

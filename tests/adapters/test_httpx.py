@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from carto_proxy import Action, ConfigError, ProxyConfig, Route, Rule
-from carto_proxy._observers import observe
+from carto_proxy import Action, ConfigError, ProxyConfig, Rule
 from carto_proxy.adapters import httpx as carto_httpx
+from carto_proxy.testing import record_routes
 from tests.adapters.http_cases import (
     CONFIG,
     Driver,
@@ -211,8 +211,7 @@ def test_redirects_are_routed_again_at_every_hop(fakes: list[FakeTransport]) -> 
     proxied.handler = lambda request: httpx.Response(
         302, headers={"Location": "https://direct.test/landed"}
     )
-    routes: list[Route] = []
-    with observe(routes.append):
+    with record_routes() as routes:
         response = client.get("https://api.carto.com/start")
     assert response.json() == {"proxy": None, "url": "https://direct.test/landed"}
     assert [(route.action, route.target.host) for route in routes] == [

@@ -10,14 +10,14 @@ import urllib3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carto_proxy import Action, ConfigError, ProxyConfig, Route
-from carto_proxy._observers import observe
+from carto_proxy import Action, ConfigError, ProxyConfig
 from carto_proxy.adapters.urllib3 import (
     RoutingPoolManager,
     _parse_origin,
     pool_manager,
     request_origin,
 )
+from carto_proxy.testing import record_routes
 from tests.adapters.http_cases import (
     CONFIG,
     Driver,
@@ -132,8 +132,7 @@ def test_refuses_arguments_that_defeat_the_routing(argument: dict[str, Any]) -> 
 
 
 def test_connection_from_host_is_routed() -> None:
-    routes: list[Route] = []
-    with observe(routes.append):
+    with record_routes() as routes:
         pool = pool_manager(CONFIG).connection_from_host("direct.test", 443, "https")
     assert pool.proxy is None
     assert [(route.action, route.target.authority) for route in routes] == [
