@@ -12,11 +12,12 @@ How an event is judged (documented on the audit page):
 - A host is judged by the route ``ProxyConfig.route`` gives it as HTTP on port 80, as HTTPS
   on 443, and on any other port only when both say PROXY (the audit cannot tell which a
   client speaks). PostgreSQL and Redshift ports are TCP, which is never proxied.
-- The configured proxies, by name or address and port, are never violations.
+- The configured proxies are never violations: their host and port, or any host on a proxy's
+  port unless it is 80 or 443 (a client may name the proxy differently: ``localhost`` for
+  ``127.0.0.1``, a longer name).
 - Lookups are judged by name; a lookup of an IP literal resolves nothing. A connection is
   judged by its address, unless a name was looked up for its port (the hooks see no lookup's
-  answer, so the address is taken for that name's, which was judged already) or it is on a
-  proxy's port.
+  answer, so the address is taken for that name's, which was judged already).
 
 An audit hook cannot be removed, so the hook is installed on first use and, with no audit
 active, returns after one test.
@@ -48,6 +49,7 @@ LOG = logging.getLogger("carto_proxy.audit")
 OnViolation = Literal["warn", "raise"] | Callable[["Violation"], object]
 _HTTP, _HTTPS = Protocol.HTTP, Protocol.HTTPS
 _PROTOCOLS = {80: (_HTTP,), 443: (_HTTPS,)}
+_WEB_PORTS = frozenset(_PROTOCOLS)
 _EITHER = (_HTTPS, _HTTP)
 _TCP_PORTS = frozenset({5432, 5439})  # PostgreSQL, Redshift: CARTO's TCP warehouses
 _STREAM = socket.SOCK_STREAM
@@ -123,8 +125,11 @@ class Audit:
         proxies = {p for p in (config.http_proxy, config.https_proxy, config.grpc_proxy) if p}
         self._proxies = {(p.host, p.port) for p in proxies}
         self._proxy_hosts = {p.host for p in proxies}
+        # A proxy's own port, unless it is the web's: whatever name or address a client gives
+        # the proxy (localhost for 127.0.0.1, a longer name), that port says it is the proxy.
+        self._proxy_ports = {p.port for p in proxies} - _WEB_PORTS
         # Ports a name was looked up for (and the proxies'): see the module docstring.
-        self._looked_up: set[int] = {p.port for p in proxies}
+        self._looked_up: set[int] = set(self._proxy_ports)
 
     @property
     def violations(self) -> list[Violation]:
@@ -173,7 +178,11 @@ class Audit:
                 self._looked_up.add(port)
         elif ip is not None and port in self._looked_up:
             return None
-        if (name, port) in self._proxies or (port is None and name in self._proxy_hosts):
+        if (
+            port in self._proxy_ports
+            or (name, port) in self._proxies
+            or (port is None and name in self._proxy_hosts)
+        ):
             return None
         route = self._proxied_route(name, port)
         if route is None:

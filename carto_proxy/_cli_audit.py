@@ -144,9 +144,10 @@ def _print(
         emit(f"carto-proxy audit: nothing went around the proxy ({audited}; {ended})", stream=err)
         return
     rows = _summary(violations)
+    count = len(violations)
     emit(
-        f"carto-proxy audit: {len(rows)} place{'s' if len(rows) != 1 else ''} went around the "
-        f"proxy ({audited}; {ended}):",
+        f"carto-proxy audit: {count} lookup{'s' if count != 1 else ''} or connection"
+        f"{'s' if count != 1 else ''} went around the proxy ({audited}; {ended}):",
         stream=err,
     )
     lines = table(

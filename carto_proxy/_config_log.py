@@ -86,7 +86,7 @@ def _setting(setting: Setting, config: ProxyConfig) -> str:
     if other is not None and other.strip():
         same = other.strip() == setting.value
         loser = name if setting.source == name.lower() else name.lower()
-        winner += f", over {loser}" + (" (same value)" if same else " (a different value)")
+        winner += f"; {loser} {'has the same value' if same else 'differs and is ignored'}"
     return f"{name}={shown} ({winner})"
 
 

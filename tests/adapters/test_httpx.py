@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from carto_proxy import Action, ConfigError, ProxyConfig, Rule
+from carto_proxy import Action, ConfigError, ProxyConfig, Route, Rule
 from carto_proxy.adapters import httpx as carto_httpx
 from carto_proxy.testing import record_routes
 from tests.adapters.http_cases import (
@@ -21,6 +21,7 @@ from tests.adapters.http_cases import (
     Reply,
     make_hostile,
 )
+from tests.adapters.observe_cases import ObservedAdapterCases
 
 PLAIN_PROXY = "http://proxy.test:3128"  # CONFIG's HTTPS_PROXY
 TLS_PROXY = "https://tls-proxy.test:3129"
@@ -306,3 +307,13 @@ class TestHttpxThroughSquid(HTTPAdapterCases):
     @pytest.fixture(params=[SyncDriver(), AsyncDriver()], ids=["sync", "async"])
     def driver(self, request: pytest.FixtureRequest) -> Driver:
         return request.param  # type: ignore[no-any-return]
+
+
+class TestHttpxObserved(ObservedAdapterCases):
+    @pytest.fixture(params=[SyncDriver(), AsyncDriver()], ids=["sync", "async"])
+    def driver(self, request: pytest.FixtureRequest) -> Driver:
+        return request.param  # type: ignore[no-any-return]
+
+    def route_for(self, fetcher: Fetcher, url: str) -> Route:
+        assert isinstance(fetcher, _SyncFetcher | _AsyncFetcher)
+        return carto_httpx.route_for(fetcher.client, url)

@@ -10,13 +10,14 @@ import urllib3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carto_proxy import Action, ConfigError, ProxyConfig
+from carto_proxy import Action, ConfigError, ProxyConfig, Route
 from carto_proxy.adapters.urllib3 import (
     RoutingPoolManager,
     _parse_origin,
     pool_manager,
     request_origin,
 )
+from carto_proxy.adapters.urllib3 import route_for as urllib3_route_for
 from carto_proxy.testing import record_routes
 from tests.adapters.http_cases import (
     CONFIG,
@@ -26,6 +27,7 @@ from tests.adapters.http_cases import (
     Reply,
     make_hostile,
 )
+from tests.adapters.observe_cases import ObservedAdapterCases
 
 
 def tls_config(reject: str = "1") -> ProxyConfig:
@@ -221,3 +223,13 @@ class TestUrllib3ThroughSquid(HTTPAdapterCases):
     @pytest.fixture
     def driver(self) -> Driver:
         return Urllib3Driver()
+
+
+class TestUrllib3Observed(ObservedAdapterCases):
+    @pytest.fixture
+    def driver(self) -> Driver:
+        return Urllib3Driver()
+
+    def route_for(self, fetcher: Fetcher, url: str) -> Route:
+        assert isinstance(fetcher, _Fetcher)
+        return urllib3_route_for(fetcher.manager, url)
