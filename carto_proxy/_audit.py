@@ -109,6 +109,9 @@ class Audit:
 
     A context manager: the block's end stops it, as :meth:`stop` does. Audits nest, and each
     judges by its own configuration.
+
+    Attributes:
+        config: the configuration it judges by.
     """
 
     def __init__(self, config: ProxyConfig, on_violation: OnViolation) -> None:
@@ -237,8 +240,8 @@ def audit(config: ProxyConfig | None = None, *, on_violation: OnViolation = "war
     >>> config = ProxyConfig.from_env(environ={"https_proxy": "http://127.0.0.1:3128"})
     >>> import socket
     >>> with audit(config, on_violation="raise") as watching:
-    ...     try:
-    ...         socket.getaddrinfo("api.example.com", 443)
+    ...     try:  # AI_NUMERICHOST: this example never asks a resolver, whatever happens
+    ...         socket.getaddrinfo("api.example.com", 443, flags=socket.AI_NUMERICHOST)
     ...     except OSError as error:
     ...         print(str(error).split(":")[0])
     carto_proxy.audit refused this

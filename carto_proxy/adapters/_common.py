@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
@@ -22,6 +22,7 @@ __all__ = [
     "InnerClients",
     "explain",
     "import_extra",
+    "mark_hop",
     "name_route",
     "refusal",
     "refuse_arguments",
@@ -70,6 +71,23 @@ def report_route(
             route, adapter, method, target if url is None else url, hop() if callable(hop) else hop
         )
     return route
+
+
+# Where a request keeps its redirect hop (see mark_hop).
+_HOP_MARK = "carto_proxy.hop"
+
+
+def mark_hop(marks: MutableMapping[str, Any], request: object) -> int:
+    """The redirect hop *request* is, from *marks*, a mapping each hop hands to the next.
+
+    httpx copies a request's extensions into the next hop's request, and requests shares one
+    hooks dict between the hops of a chain: the mark one hop leaves there is found, under
+    another request, by the next. The same request sent again is hop 0 again.
+    """
+    mark = marks.get(_HOP_MARK)
+    hop = 0 if mark is None or mark[1] == id(request) else mark[0] + 1
+    marks[_HOP_MARK] = (hop, id(request))
+    return hop
 
 
 # Marks a message that already names its route: urllib3 re-raises a redirect hop's error

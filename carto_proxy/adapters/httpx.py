@@ -39,6 +39,7 @@ from carto_proxy.adapters._common import (
     InnerClients,
     explain,
     import_extra,
+    mark_hop,
     refusal,
     refuse_arguments,
     report_route,
@@ -93,19 +94,6 @@ def _explain(error: httpx.TransportError, route: Route) -> httpx.TransportError:
     return type(error)(explain(str(error) or type(error).__name__, route))
 
 
-# The request extension marking a request's redirect hop (httpx ignores unknown extensions).
-_HOP = "carto_proxy.hop"
-
-
-def _hop(request: httpx.Request) -> int:
-    """The redirect hop *request* is: httpx copies each request's extensions into the next
-    hop's, so the mark left on one hop is found, under another request, on the next."""
-    mark = request.extensions.get(_HOP)
-    hop = 0 if mark is None or mark[1] == id(request) else mark[0] + 1
-    request.extensions[_HOP] = (hop, id(request))
-    return hop
-
-
 class _Router(Generic[_T]):
     """What the sync and async routing transports share: the decision and the inner transports.
 
@@ -128,7 +116,7 @@ class _Router(Generic[_T]):
             adapter="httpx",
             method=request.method,
             url=request.url,
-            hop=lambda: _hop(request),
+            hop=lambda: mark_hop(request.extensions, request),
         )
 
 

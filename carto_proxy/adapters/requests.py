@@ -36,6 +36,7 @@ from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Route
 from carto_proxy.adapters._common import (
     import_extra,
+    mark_hop,
     name_route,
     refusal,
     report_route,
@@ -55,8 +56,6 @@ from carto_proxy.adapters.urllib3 import check_tls_proxy_support, request_origin
 __all__ = ["RoutingAdapter", "mount", "route_for", "session"]
 
 _SCHEMES = ("http://", "https://")
-# The hooks-dict key marking a request's redirect hop (requests dispatches only event names).
-_HOP = "carto_proxy.hop"
 _TRUST_FIX = (
     "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs in "
     "NODE_EXTRA_CA_CERTS (NODE_TLS_REJECT_UNAUTHORIZED=0 skips the proxy's certificate only)"
@@ -158,7 +157,7 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
             adapter="requests",
             method=request.method,
             url=request.url,
-            hop=lambda: _hop(request),
+            hop=lambda: mark_hop(cast("dict[str, Any]", request.hooks), request),
         )
         # A Proxy-Authorization header can only come from credentials in the ignored
         # Session.proxies (requests adds it on redirects); never send it anywhere
@@ -172,17 +171,6 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
         except (requests.ConnectionError, requests.Timeout) as error:
             name_route(error, route)
             raise
-
-
-def _hop(request: requests.PreparedRequest) -> int:
-    """The redirect hop *request* is: requests builds each hop as a copy of the previous
-    request sharing its hooks dict, so the mark left there by one hop is found, under another
-    request, on the next (the same request sent again is hop 0 again)."""
-    hooks = cast("dict[str, Any]", request.hooks)
-    mark = hooks.get(_HOP)
-    hop = 0 if mark is None or mark[1] == id(request) else mark[0] + 1
-    hooks[_HOP] = (hop, id(request))
-    return hop
 
 
 def route_for(session: requests.Session, url: str) -> Route:
