@@ -58,7 +58,7 @@ _UNSTREAMED = (socket.SOCK_DGRAM, socket.SOCK_RAW)
 _SERVICES = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class Violation:
     """A lookup or connection that went around the proxy.
 
