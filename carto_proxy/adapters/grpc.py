@@ -177,7 +177,6 @@ def _dial(
 
 # The route of each channel built here, for route_for() (a channel keeps no such thing).
 _routes: weakref.WeakKeyDictionary[Any, Route | None] = weakref.WeakKeyDictionary()
-_NOT_OURS = object()
 
 
 def _remember(channel: Any, route: Route | None) -> Any:
@@ -203,16 +202,16 @@ def route_for(channel: Any) -> Route | None:
         TypeError: *channel* was not built by carto_proxy.
     """
     try:
-        route = _routes.get(channel, _NOT_OURS)
+        ours = channel in _routes
     except TypeError:  # not even weakly referenceable: certainly not ours
-        route = _NOT_OURS
-    if route is _NOT_OURS:
+        ours = False
+    if not ours:
         raise TypeError(
             "route_for() needs a channel built by carto_proxy.adapters.grpc (secure_channel(), "
             f"insecure_channel() or their aio variants), not this {type(channel).__name__}: "
             "its route is not known"
         )
-    return route  # type: ignore[return-value]
+    return _routes[channel]
 
 
 def secure_channel(
