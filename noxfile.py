@@ -18,6 +18,7 @@ TEST_DEPS = [
     "respx>=0.22",
     "trustme>=1.1",
     "pyarrow",  # the BigQuery Storage stand-in answers in Arrow
+    "opentelemetry-sdk>=1.20",  # span attributes, read back with its in-memory exporter
     "yarl",  # route() takes yarl.URL objects
 ]
 # The Snowflake adapter supports two driver lines that behave differently behind a proxy:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import ssl
 
 from . import _env, _helm, _tls
+from ._config_log import log_config
 from ._no_proxy import NoProxy
 from ._proxy_url import ProxyURL, parse_proxy, redact
 from ._routing import Route, Router
@@ -98,7 +99,7 @@ class ProxyConfig:
         Raises:
             ConfigError: a variable holds a value carto_proxy refuses.
         """
-        return build(_env.read_environ(environ), ca=ca)
+        return _logged(build(_env.read_environ(environ), ca=ca))
 
     @classmethod
     def from_env_file(cls, path: str | os.PathLike[str], *, ca: CALoading = "load") -> ProxyConfig:
@@ -107,7 +108,7 @@ class ProxyConfig:
         *ca* is as for :meth:`from_env`: ``ca="defer"`` reads CARTO's ``https-proxy.env``
         on a machine without its ``/opt/carto/certs/proxy-ca.crt``.
         """
-        return build(_env.read_env_file(path), ca=ca)
+        return _logged(build(_env.read_env_file(path), ca=ca))
 
     @classmethod
     def from_helm_values(
@@ -118,7 +119,7 @@ class ProxyConfig:
         Helm values carry their CAs inline, so *ca* (as for :meth:`from_env`) changes
         nothing; it is accepted so that every constructor takes the same arguments.
         """
-        return build(_helm.read_helm_values(path), ca=ca)
+        return _logged(build(_helm.read_helm_values(path), ca=ca))
 
     @classmethod
     def direct(cls) -> ProxyConfig:
@@ -305,6 +306,12 @@ def _coerce(kind: type[_E], value: object, name: str, target: str) -> _E | None:
         raise TargetError(
             redact(target, keep_user=False), f"{name} {shown!r} is not one of {choices}"
         ) from None
+
+
+def _logged(config: ProxyConfig) -> ProxyConfig:
+    """*config*, once the ``carto_proxy.config`` logger has said how it was read."""
+    log_config(config)
+    return config
 
 
 def build(

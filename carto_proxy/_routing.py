@@ -47,26 +47,24 @@ class Route(NamedTuple):
 
     An immutable record (a named tuple, so that routing can build one in a fraction of a
     microsecond); compare routes with ``==`` and read their fields by name.
-
-    Attributes:
-        action: ``Action.PROXY`` or ``Action.DIRECT``.
-        proxy: the proxy to use, ``None`` when direct.
-        rule: why, machine-readable.
-        target: the normalised target.
-        warehouse: the warehouse, given explicitly or detected from the host.
-        matched_entry: the NO_PROXY (or NO_GRPC_PROXY) entry that matched, as written.
-        needs_direct_egress: a proxy is configured, yet CARTO's rules send this target
-            direct, so the network must allow that egress.
-        variable: the variable the proxy or the matching entry came from.
     """
 
+    #: ``Action.PROXY`` or ``Action.DIRECT``.
     action: Action
+    #: The proxy to use, ``None`` when direct.
     proxy: ProxyURL | None
+    #: Why, machine-readable.
     rule: Rule
+    #: The normalised target.
     target: Target
+    #: The warehouse, given explicitly or detected from the host.
     warehouse: Warehouse | None = None
+    #: The NO_PROXY (or NO_GRPC_PROXY) entry that matched, as written.
     matched_entry: str | None = None
+    #: A proxy is configured, yet CARTO's rules send this target direct, so the network must
+    #: allow that egress.
     needs_direct_egress: bool = False
+    #: The variable the proxy or the matching entry came from.
     variable: str | None = None
 
     @property

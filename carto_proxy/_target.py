@@ -32,8 +32,12 @@ class Target(NamedTuple):
     An immutable record (a named tuple, cheap to build on the routing hot path).
     """
 
+    #: How the client talks to the target; it decides which proxy variable applies.
     protocol: Protocol
+    #: Lowercase ASCII (IDNA) host name, one trailing dot dropped, or an IP address in its
+    #: canonical form (IPv6 without brackets).
     host: str
+    #: The effective port: the one written, else the protocol's default.
     port: int
 
     @property

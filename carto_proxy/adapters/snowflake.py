@@ -138,7 +138,9 @@ def _connect_kwargs(config: ProxyConfig, kwargs: dict[str, Any]) -> tuple[dict[s
         adapter="snowflake.connect",
         fix=_FIX,
     )
-    route = report_route(config, account_url(**kwargs), warehouse=Warehouse.SNOWFLAKE)
+    route = report_route(
+        config, account_url(**kwargs), adapter="snowflake", warehouse=Warehouse.SNOWFLAKE
+    )
     params = dict(kwargs)
     proxied = route.action is Action.PROXY and route.proxy is not None
     if driver_major() >= 5:
@@ -204,7 +206,13 @@ def _classic_connection_class() -> type[Any]:
             super().__init__(**kwargs)
 
         def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-            route = report_route(self._carto_config, request.url, warehouse=Warehouse.SNOWFLAKE)
+            route = report_route(
+                self._carto_config,
+                request.url,
+                adapter="snowflake",
+                method=request.method,
+                warehouse=Warehouse.SNOWFLAKE,
+            )
             scheme = str(request.url).partition(":")[0].lower()
             proxied = route.action is Action.PROXY and route.proxy is not None
             kwargs["proxies"] = {scheme: str(route.proxy)} if proxied else {}

@@ -3,6 +3,8 @@
 - :class:`RecordingProxy`: a real forward proxy on loopback, plain or TLS, that records every
   tunnel and request (:class:`ProxyRecord`) and injects faults.
 - :class:`LocalOrigin`: a loopback web server answering for any host name over HTTP and HTTPS.
+- :class:`GrpcOrigin`: a loopback gRPC server (plaintext and TLS) recording every call
+  (:class:`GrpcCall`).
 - :class:`DirectGuard`: records, and by default refuses, the names the process resolves itself,
   i.e. the connections that go direct.
 - :func:`proxy_environ`: set CARTO's proxy variables for a block, restore them afterwards.
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from ._assertions import assert_tunnelled as assert_tunnelled
     from ._direct import DirectGuard as DirectGuard
     from ._environ import proxy_environ as proxy_environ
+    from ._grpc_origin import GrpcCall as GrpcCall
+    from ._grpc_origin import GrpcOrigin as GrpcOrigin
     from ._origin import LocalOrigin as LocalOrigin
     from ._origin import OriginRequest as OriginRequest
     from ._recording_proxy import ProxyRecord as ProxyRecord
@@ -34,6 +38,8 @@ del TYPE_CHECKING
 
 _HOMES = {
     "DirectGuard": "._direct",
+    "GrpcCall": "._grpc_origin",
+    "GrpcOrigin": "._grpc_origin",
     "LocalOrigin": "._origin",
     "OriginRequest": "._origin",
     "ProxyRecord": "._recording_proxy",

@@ -9,8 +9,9 @@ this origin; any other connection gets plain HTTP. So a connector test can send
     with LocalOrigin() as origin, RecordingProxy(upstreams=origin.upstreams("api.example.com")):
         ...  # trust origin.ca_file (NODE_EXTRA_CA_CERTS) and send requests
 
-Every request is recorded and answered with what :meth:`LocalOrigin.reply` set for its path,
-or else ``200`` with a JSON echo of what was received.
+Every request is recorded and answered by the function :meth:`LocalOrigin.respond_with` set,
+else with what :meth:`LocalOrigin.reply` set for its path, else ``200`` with a JSON echo of
+what was received.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import socket
 import ssl
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
@@ -35,6 +37,7 @@ __all__ = ["LocalOrigin", "OriginRequest"]
 
 _TLS_HANDSHAKE = 0x16  # the first byte of a TLS record carrying a handshake
 _MAX_BODY = 1024 * 1024
+_MAX_ERRORS = 100  # connection errors kept: enough to tell why, bounded for long sessions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,8 +51,10 @@ class OriginRequest:
         tls: whether the request came over TLS.
         server_name: the name the client asked for in the TLS handshake (SNI); ``None`` for
             plain HTTP or when the client sent none (IP-literal URLs).
-        body: the request body.
+        body: the request body (a chunked one decoded), up to 1 MiB.
         client: ``(ip, port)`` of the connection: the proxy's when the request was proxied.
+        headers: the request headers, names lowercased (a repeated header: its last value);
+            left out of the ``repr``, as they may carry credentials.
     """
 
     method: str
@@ -59,17 +64,25 @@ class OriginRequest:
     server_name: str | None
     body: bytes
     client: tuple[str, int]
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+# What LocalOrigin.respond_with() takes: a request in, (status, headers, body) or None out.
+Handler = Callable[[OriginRequest], "tuple[int, Mapping[str, str], bytes] | None"]
 
 
 @dataclass(frozen=True, slots=True)
 class _Reply:
     status: int
-    body: bytes
     headers: Mapping[str, str]
+    body: bytes
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The head and the body go out in two writes: without TCP_NODELAY, Nagle's algorithm and
+    # the client's delayed ACK hold every answer back about 40 ms.
+    disable_nagle_algorithm = True
     server: LocalOrigin  # type: ignore[assignment]
 
     def do_GET(self) -> None:
@@ -81,8 +94,6 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(send_body=False)
 
     def _answer(self, *, send_body: bool) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(min(length, _MAX_BODY)) if length > 0 else b""
         tls = isinstance(self.request, ssl.SSLSocket)
         request = OriginRequest(
             method=self.command,
@@ -90,11 +101,12 @@ class _Handler(BaseHTTPRequestHandler):
             host=self.headers.get("Host"),
             tls=tls,
             server_name=self.server._server_name_of(self.request) if tls else None,
-            body=body,
+            body=self._read_body(),
             client=(str(self.client_address[0]), int(self.client_address[1])),
+            headers={name.lower(): value for name, value in self.headers.items()},
         )
         self.server._record(request)
-        canned = self.server._reply_for(request.path)
+        canned = self.server._reply_for(request)
         if canned is None:
             echo = {
                 "method": request.method,
@@ -103,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "tls": request.tls,
                 "server_name": request.server_name,
             }
-            canned = _Reply(200, _json.dumps(echo).encode(), {"Content-Type": "application/json"})
+            canned = _Reply(200, {"Content-Type": "application/json"}, _json.dumps(echo).encode())
         self.send_response(canned.status)
         for name, value in canned.headers.items():
             self.send_header(name, value)
@@ -111,6 +123,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body:
             self.wfile.write(canned.body)
+
+    def _read_body(self) -> bytes:
+        # The whole body must be read, or the next request on a kept-alive connection is garbage.
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(min(length, _MAX_BODY)) if length > 0 else b""
+        body = b""
+        while size := int(self.rfile.readline(66).split(b";")[0].strip() or b"0", 16):
+            body += self.rfile.read(size)[: max(0, _MAX_BODY - len(body))]
+            self.rfile.readline(3)  # the CRLF closing the chunk
+        while self.rfile.readline(65537).strip():
+            pass  # trailer fields, up to the blank line
+        return body
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # tests read origin.requests instead
@@ -122,19 +147,21 @@ class LocalOrigin:
     Args:
         host: loopback address to listen on.
         timeout: seconds a connection may stay idle, or take for its TLS handshake.
+        ca: the ``trustme.CA`` that signs its certificates, when your tests already trust
+            one; by default a CA made for this origin.
 
     Raises:
         MissingExtraError: ``trustme`` is not installed (extra ``testing``).
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", timeout: float = 10.0, ca: Any = None) -> None:
         try:
             import trustme
         except ImportError as error:
             raise MissingExtraError("testing", "trustme") from error
         self._host = host
         self._timeout = timeout
-        self._ca = trustme.CA()
+        self._ca = trustme.CA() if ca is None else ca
         self._tls = self._context_with(self._ca.issue_cert("localhost", "127.0.0.1", "::1"))
         self._tls.sni_callback = self._pick_certificate
         self._contexts: dict[str, ssl.SSLContext] = {}
@@ -142,7 +169,9 @@ class LocalOrigin:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._requests: list[OriginRequest] = []
+        self._errors: deque[Exception] = deque(maxlen=_MAX_ERRORS)
         self._replies: dict[str, _Reply] = {}
+        self._handler: Handler | None = None
         self._server = ConnectionServer(self._serve, name="LocalOrigin", backlog=256)
         self._ca_dir: str | None = None
 
@@ -240,11 +269,30 @@ class LocalOrigin:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def errors(self) -> list[Exception]:
+        """Why connections failed, the last 100 in order (a refused certificate: ``SSLError``)."""
+        with self._lock:
+            return list(self._errors)
+
     def clear(self) -> None:
-        """Forget the requests recorded so far and every :meth:`reply` set."""
+        """Forget the requests and errors recorded so far, every :meth:`reply` and the handler."""
         with self._lock:
             self._requests.clear()
+            self._errors.clear()
             self._replies.clear()
+            self._handler = None
+
+    def respond_with(self, handler: Handler | None) -> None:
+        """Answer every request with *handler* first, until :meth:`clear` (``None``: stop).
+
+        *handler* receives the :class:`OriginRequest` and returns ``(status, headers, body)``,
+        or ``None`` to leave the request to :meth:`reply` and the echo. It runs in the
+        connection's thread; an exception it raises is answered with ``500``. For example,
+        ``origin.respond_with(lambda request: (201, {}, request.body))`` echoes bodies back.
+        """
+        with self._lock:
+            self._handler = handler
 
     def reply(
         self,
@@ -270,12 +318,19 @@ class LocalOrigin:
             sent.setdefault("Content-Type", "application/json")
         data = body.encode() if isinstance(body, str) else body
         with self._lock:
-            self._replies[path] = _Reply(status, data, sent)
+            self._replies[path] = _Reply(status, sent, data)
 
-    def _reply_for(self, target: str) -> _Reply | None:
-        """Return the reply set for a request target's path, if any."""
+    def _reply_for(self, request: OriginRequest) -> _Reply | None:
+        """Return what the handler, else the reply set for the request's path, answers."""
         with self._lock:
-            return self._replies.get(target.partition("?")[0])
+            handler, reply = self._handler, self._replies.get(request.path.partition("?")[0])
+        if handler is None:
+            return reply
+        try:
+            answer = handler(request)
+        except Exception as error:  # the test's own bug: say so to the client, keep serving
+            return _Reply(500, {}, f"{type(error).__name__}: {error}".encode())
+        return reply if answer is None else _Reply(*answer)
 
     def _record(self, request: OriginRequest) -> None:
         """Record one answered request (called by the request handler)."""
@@ -328,8 +383,10 @@ class LocalOrigin:
             if first:
                 # The handler calls only _record, _reply_for and _server_name_of on its "server".
                 _Handler(sock, client, self)  # type: ignore[arg-type]
-        except (OSError, ValueError):
-            pass  # the client went away, refused the certificate or timed out
+        except (OSError, ValueError) as error:
+            # The client went away, refused the certificate or timed out: kept for errors.
+            with self._lock:
+                self._errors.append(error)
         finally:
             self._server.untrack(sock)
             with self._lock:

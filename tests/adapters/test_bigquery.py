@@ -13,18 +13,18 @@ from typing import Any
 
 import pytest
 
-from carto_proxy import Action, ConfigError, MissingExtraError, ProxyConfig, Route, Rule
-from carto_proxy._observers import observe
+from carto_proxy import Action, ConfigError, MissingExtraError, ProxyConfig, Rule
+from carto_proxy.testing import record_routes
 from tests.support.fake_bigquery import (
     ACCESS_TOKEN,
     DATASETS,
     PROJECT,
     QUERY_ROWS,
-    FakeHTTPServer,
     bigquery_routes,
     token_routes,
 )
 from tests.support.names import API_HOST
+from tests.support.origins import FakeHTTPServer
 from tests.support.pki import PKI
 from tests.support.squid import Squid, SquidLog
 
@@ -51,7 +51,7 @@ def config_of(**environ: str) -> ProxyConfig:
 
 def over_tls(pki: PKI, routes: list[Any], name: str) -> FakeHTTPServer:
     """A fake server that answers over TLS with the origin certificate."""
-    return FakeHTTPServer(routes, context=pki.origin_cert.server_context(), name=name)
+    return FakeHTTPServer(routes, ca=pki.origin_ca, name=name)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def token_api(pki: PKI) -> Iterator[FakeHTTPServer]:
 
 @pytest.fixture(scope="module")
 def storage_server(pki: PKI) -> Iterator[GrpcServer]:
-    with GrpcServer(pki.origin_cert, bigquery_storage=True) as server:
+    with GrpcServer(pki.origin_ca, bigquery_storage=True) as server:
         yield server
 
 
@@ -129,8 +129,7 @@ def test_list_datasets_and_query_go_through_squid(
     pki: PKI, squid: Squid, squid_log: SquidLog, api: FakeHTTPServer, proxy: str
 ) -> None:
     config = http_proxy_config(squid, pki) if proxy == "http" else https_proxy_config(squid, pki)
-    seen: list[Route] = []
-    with observe(seen.append), bq_client(config, api) as client:
+    with record_routes() as seen, bq_client(config, api) as client:
         assert [d.dataset_id for d in client.list_datasets()] == list(DATASETS)
         rows = client.query_and_wait("SELECT n, word FROM t")
         # Three rows over two pages: the second page is fetched over REST too.
@@ -348,8 +347,7 @@ def test_https_proxy_makes_read_client_refuse(pki: PKI) -> None:
 
 def test_https_proxy_keeps_bigquery_on_rest(api: FakeHTTPServer) -> None:
     config = config_of(https_proxy="https://localhost:3129")
-    seen: list[Route] = []
-    with observe(seen.append), bq_client(config, api) as client:
+    with record_routes() as seen, bq_client(config, api) as client:
         assert client._ensure_bqstorage_client() is None
         with pytest.raises(ConfigError):
             client._get_shared_bqstorage_client()

@@ -3,7 +3,7 @@
 Both driver lines (4.x classic, 5.x universal) log in with ``POST /session/v1/login-request``,
 may run a query with ``POST /queries/v1/query-request`` and log out with
 ``POST /session?delete=true``; every other path gets a plain success, so telemetry and
-heartbeats do not fail. Built on :class:`tests.support.fake_bigquery.FakeHTTPServer`.
+heartbeats do not fail. Built on :class:`tests.support.origins.FakeHTTPServer`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import errno
 import ipaddress
 import re
 import socket
-import ssl
 from typing import Any, Final
 
-from tests.support.fake_bigquery import FakeHTTPServer, Request, Response, route
+from tests.support.origins import FakeHTTPServer, Request, Response, route
 
 LOGIN_PATH: Final = "/session/v1/login-request"
 QUERY_PATH: Final = "/queries/v1/query-request"
@@ -81,15 +80,15 @@ def _anything(request: Request, match: re.Match[str]) -> Response:
     return Response({"success": True, "code": None, "message": None, "data": {}})
 
 
-def start_fake_snowflake(*, context: ssl.SSLContext | None = None) -> FakeHTTPServer:
-    """Start a fake Snowflake endpoint (plain HTTP, or TLS with *context*); stop it yourself."""
+def start_fake_snowflake(*, ca: Any = None) -> FakeHTTPServer:
+    """Start a fake Snowflake (``https`` signed by *ca*, else ``http``); stop it yourself."""
     routes = [
         route("POST", re.escape(LOGIN_PATH), _login),
         route("POST", re.escape(QUERY_PATH), _query),
         route("POST", r"/.*", _anything),
         route("GET", r"/.*", _anything),
     ]
-    return FakeHTTPServer(routes, context=context, name="fake-snowflake").start()
+    return FakeHTTPServer(routes, ca=ca, name="fake-snowflake").start()
 
 
 class LoopbackOnly:

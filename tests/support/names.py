@@ -38,7 +38,7 @@ ORIGIN_CERT_NAMES: Final = (
     SNOWFLAKE_HOST,
     "*.example.test",
 )
-"""Names in the trusted origin server's certificate."""
+"""Names the gRPC origin's certificate holds (the HTTP origins make one for any name)."""
 
 PROXY_CERT_NAMES: Final = ("localhost", LOOPBACK, "::1")
 """Names in Squid's TLS listener certificate."""

@@ -1,244 +1,84 @@
-"""Local origin servers on 127.0.0.1: plain HTTP, HTTPS (origin CA) and untrusted HTTPS.
+"""The suite's local origins, on 127.0.0.1, all built on the testing kit's LocalOrigin.
 
-Each answers every request with 200 and ``{"origin": name, "path": ..., "host": ...}`` over
-HTTP/1.1 keep-alive, and records ``(method, path, host, client)`` for every request.
+- :class:`OriginServer` answers every request with 200 and ``{"origin": name, "path": ...,
+  "host": ...}``; :func:`start_origins` starts the three a session needs: plain HTTP, HTTPS
+  (signed by the session's origin CA) and untrusted HTTPS (a CA nobody trusts).
+- :class:`FakeHTTPServer` answers a table of routes with JSON, as a fake service
+  (``fake_bigquery``, ``fake_snowflake``); unknown paths get 404.
+
+Each is a :class:`~carto_proxy.testing.LocalOrigin` (HTTP and HTTPS on one port, every
+request recorded, stopped within a second) with a handler of its own; ``scheme`` only says
+how tests address it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
-import socket
-import socketserver
-import ssl
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, NamedTuple
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
+from carto_proxy.testing import LocalOrigin, OriginRequest
 from tests.support.names import LOOPBACK
 from tests.support.pki import PKI
 from tests.support.polling import first_match
 
-_STOP_TIMEOUT = 1.0
-_HANDSHAKE_TIMEOUT = 5.0
+_Recorded = TypeVar("_Recorded")
+_Self = TypeVar("_Self", bound="_Served[Any]")
+_Reply = tuple[int, Mapping[str, str], bytes]
+_JSON = {"Content-Type": "application/json"}
 
 
-class OriginRequest(NamedTuple):
-    """One request an origin server answered."""
+class _Served(Generic[_Recorded]):
+    """A named LocalOrigin answering with :meth:`_answer`; use as a context manager."""
 
-    method: str
-    path: str
-    host: str | None
-    """The Host header as received (``None`` if absent)."""
-    client: tuple[str, int]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Idle keep-alive connections must not pin a handler thread for the whole session.
-    timeout = 10
-    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and
-    # the client's delayed ACK hold each answer back about 40 ms.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def do_GET(self) -> None:
-        self._answer(send_body=True)
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
-
-    def do_HEAD(self) -> None:
-        self._answer(send_body=False)
-
-    def _answer(self, *, send_body: bool) -> None:
-        self._discard_body()
-        host = self.headers.get("Host")
-        self.server.record(
-            OriginRequest(
-                self.command, self.path, host, (self.client_address[0], self.client_address[1])
-            )
-        )
-        body = json.dumps({"origin": self.server.name, "path": self.path, "host": host}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if send_body:
-            self.wfile.write(body)
-
-    def _discard_body(self) -> None:
-        # The body must be consumed, or the next request on a kept-alive connection is garbage.
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return
-                self.rfile.read(size + 2)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: the request log is in ``OriginServer.requests``."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, name: str, context: ssl.SSLContext | None) -> None:
+    def __init__(self, name: str, *, ca: Any = None) -> None:
         self.name = name
-        self.context = context
-        self.lock = threading.Lock()
-        self.requests: list[OriginRequest] = []
-        self.errors: list[BaseException] = []
-        self.connections: set[socket.socket] = set()
-        self.handlers: set[threading.Thread] = set()
-        super().__init__((LOOPBACK, 0), _Handler)
+        self.scheme = "https" if ca is not None else "http"
+        self._ca = ca
+        self._origin: LocalOrigin | None = None
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup we must not do.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
+    def _answer(self, request: OriginRequest) -> _Reply:
+        raise NotImplementedError
 
-    def record(self, request: OriginRequest) -> None:
-        with self.lock:
-            self.requests.append(request)
+    def _recorded(self, request: OriginRequest) -> _Recorded:
+        raise NotImplementedError
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # Our own threads (not ThreadingMixIn's) so stop() can join them with a deadline.
-        thread = threading.Thread(
-            target=self._run,
-            args=(request, client_address),
-            name=f"origin-{self.name}-{client_address[1]}",
-            daemon=True,
-        )
-        with self.lock:
-            self.handlers.add(thread)
-        thread.start()
-
-    def _run(self, request: socket.socket, client_address: Any) -> None:
-        try:
-            self.process_request_thread(request, client_address)
-        finally:
-            with self.lock:
-                self.handlers.discard(threading.current_thread())
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        conn: socket.socket = request
-        self._track(conn, add=True)
-        try:
-            if self.context is not None:
-                # Handshake here, in the connection's thread: a client that never completes
-                # it must not block the accept loop.
-                conn.settimeout(_HANDSHAKE_TIMEOUT)
-                self._track(conn, add=False)
-                conn = self.context.wrap_socket(conn, server_side=True)
-                self._track(conn, add=True)
-                conn.settimeout(None)
-            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]
-        finally:
-            self._track(conn, add=False)
-            if conn is not request:
-                conn.close()
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self.lock:
-            if add:
-                self.connections.add(conn)
-            else:
-                self.connections.discard(conn)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Failed handshakes (clients that distrust the certificate) are expected: keep them
-        # for assertions instead of printing tracebacks.
-        error = sys.exc_info()[1]
-        if error is not None:
-            with self.lock:
-                self.errors.append(error)
-
-    def close_connections(self) -> None:
-        with self.lock:
-            connections = list(self.connections)
-        for conn in connections:
-            # socket.socket.shutdown on the fd wakes a blocked reader; SSLSocket.shutdown would
-            # tear down TLS state under the handler thread's feet.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(conn, socket.SHUT_RDWR)
-
-
-class OriginServer:
-    """A threaded HTTP(S) origin on 127.0.0.1 with an ephemeral port; use as a context manager."""
-
-    def __init__(self, name: str, *, context: ssl.SSLContext | None = None) -> None:
-        self.name = name
-        self.scheme = "https" if context is not None else "http"
-        self._context = context
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> OriginServer:
-        """Bind and start serving; return self."""
-        if self._server is not None:
+    def start(self: _Self) -> _Self:
+        """Listen on 127.0.0.1 (an ephemeral port) and start answering; return self."""
+        if self._origin is not None:
             raise RuntimeError(f"origin {self.name!r} already started")
-        self._server = _Server(self.name, self._context)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"origin-{self.name}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._origin = LocalOrigin(host=LOOPBACK, ca=self._ca).start()
+        self._origin.respond_with(self._answer)
         return self
 
     def stop(self) -> None:
-        """Stop accepting, close open connections and join every thread within 1 s."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        deadline = time.monotonic() + _STOP_TIMEOUT
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        thread.join(max(0.0, deadline - time.monotonic()))
-        with server.lock:
-            handlers = list(server.handlers)
-        for handler in handlers:
-            handler.join(max(0.0, deadline - time.monotonic()))
-        alive = [t.name for t in (thread, *handlers) if t.is_alive()]
-        self._server = self._thread = None
-        if alive:
-            raise RuntimeError(f"origin {self.name!r} threads still alive after stop: {alive}")
+        """Close every connection and join every thread within a second; idempotent."""
+        origin, self._origin = self._origin, None
+        if origin is not None:
+            origin.stop()
 
-    def __enter__(self) -> OriginServer:
+    def __enter__(self: _Self) -> _Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     @property
-    def _running(self) -> _Server:
-        if self._server is None:
+    def origin(self) -> LocalOrigin:
+        """The running LocalOrigin."""
+        if self._origin is None:
             raise RuntimeError(f"origin {self.name!r} is not running")
-        return self._server
+        return self._origin
 
     @property
     def port(self) -> int:
-        """The ephemeral port the server listens on."""
-        return self._running.server_port
+        """The ephemeral port it listens on."""
+        return self.origin.port
 
     @property
     def url(self) -> str:
@@ -250,46 +90,53 @@ class OriginServer:
         return f"{self.scheme}://{host}:{self.port}{path}"
 
     @property
-    def requests(self) -> list[OriginRequest]:
+    def requests(self) -> list[_Recorded]:
         """A snapshot of every request answered since start (or the last :meth:`clear`)."""
-        server = self._running
-        with server.lock:
-            return list(server.requests)
+        return [self._recorded(request) for request in self.origin.requests]
 
     @property
-    def errors(self) -> list[BaseException]:
-        """Connection errors so far, e.g. ``ssl.SSLError`` from clients that rejected the cert."""
-        server = self._running
-        with server.lock:
-            return list(server.errors)
-
-    def hosts_seen(self) -> set[str]:
-        """Return the host names (Host header, lowercased, port removed) of requests so far."""
-        return {_host_name(r.host) for r in self.requests if r.host}
+    def errors(self) -> list[Exception]:
+        """Connection errors so far, e.g. ``ssl.SSLError`` from clients that refused the cert."""
+        return self.origin.errors
 
     def clear(self) -> None:
         """Forget recorded requests and errors."""
-        server = self._running
-        with server.lock:
-            server.requests.clear()
-            server.errors.clear()
+        self.origin.clear()
+        self.origin.respond_with(self._answer)  # clear() forgets the handler too
 
-    def wait_for(
-        self, predicate: Callable[[OriginRequest], bool], timeout: float = 5.0
-    ) -> OriginRequest:
+    def wait_for(self, predicate: Callable[[_Recorded], bool], timeout: float = 5.0) -> _Recorded:
         """Poll the request log until ``predicate`` matches an entry; fail after ``timeout``."""
         return first_match(
             lambda: self.requests,
             predicate,
             timeout,
-            failure=lambda: (
-                f"origin {self.name!r}: no matching request within {timeout}s; saw {self.requests}"
-            ),
+            failure=lambda: f"{self.name}: no matching request in {timeout}s; saw {self.requests}",
         )
 
     def __repr__(self) -> str:
-        where = self.url if self._server is not None else "stopped"
-        return f"<OriginServer {self.name!r} {where}>"
+        where = self.url if self._origin is not None else "stopped"
+        return f"<{type(self).__name__} {self.name!r} {where}>"
+
+
+class OriginServer(_Served[OriginRequest]):
+    """An origin answering every request with 200 and its name, the path and the Host header.
+
+    Args:
+        name: what the JSON answer calls it (``"origin"``).
+        ca: the ``trustme.CA`` that signs its HTTPS certificates; without one it is an
+            ``http://`` origin (a TLS client would meet a certificate nobody trusts).
+    """
+
+    def _answer(self, request: OriginRequest) -> _Reply:
+        body = {"origin": self.name, "path": request.path, "host": request.host}
+        return 200, _JSON, json.dumps(body).encode()
+
+    def _recorded(self, request: OriginRequest) -> OriginRequest:
+        return request
+
+    def hosts_seen(self) -> set[str]:
+        """Return the host names (Host header, lowercased, port removed) of requests so far."""
+        return {_host_name(r.host) for r in self.requests if r.host}
 
 
 def _host_name(host_header: str) -> str:
@@ -306,9 +153,9 @@ class Origins:
     http: OriginServer
     """Plain HTTP, ``name="http"``."""
     https: OriginServer
-    """HTTPS with ``pki.origin_cert``, ``name="https"``."""
+    """HTTPS signed by ``pki.origin_ca``, ``name="https"``."""
     untrusted: OriginServer
-    """HTTPS with ``pki.untrusted_cert``, ``name="untrusted"``."""
+    """HTTPS signed by ``pki.untrusted_ca``, ``name="untrusted"``."""
 
     def clear(self) -> None:
         """Forget every server's recorded requests."""
@@ -321,7 +168,89 @@ def start_origins(pki: PKI) -> Iterator[Origins]:
     """Start the plain, HTTPS and untrusted HTTPS origins; stop them all on exit."""
     with (
         OriginServer("http") as http,
-        OriginServer("https", context=pki.origin_cert.server_context()) as https,
-        OriginServer("untrusted", context=pki.untrusted_cert.server_context()) as untrusted,
+        OriginServer("https", ca=pki.origin_ca) as https,
+        OriginServer("untrusted", ca=pki.untrusted_ca) as untrusted,
     ):
         yield Origins(http=http, https=https, untrusted=untrusted)
+
+
+# -- JSON fakes of services --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request a fake answered, as its routes see it."""
+
+    method: str
+    path: str
+    """Without the query string."""
+    query: dict[str, list[str]]
+    headers: Mapping[str, str]
+    """Header names lowercased."""
+    body: bytes
+    """Decompressed when sent gzipped (the Snowflake drivers compress request bodies)."""
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body or b"null")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What a route answers: *body* as JSON."""
+
+    body: Any
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Route = tuple[str, "re.Pattern[str]", Callable[[Request, "re.Match[str]"], Response]]
+
+
+def route(
+    method: str, pattern: str, handler: Callable[[Request, re.Match[str]], Response]
+) -> Route:
+    """Build a route: *method* and a regular expression matched against the whole path."""
+    return method, re.compile(pattern), handler
+
+
+class FakeHTTPServer(_Served[Request]):
+    """A fake service answering *routes* with JSON; unknown paths get 404 with ``{"error"}``.
+
+    Args:
+        routes: tried in order; the first whose method and pattern match answers.
+        ca: signs its HTTPS certificates, as for :class:`OriginServer`.
+        name: what errors and ``repr`` call it.
+    """
+
+    def __init__(self, routes: list[Route], *, ca: Any = None, name: str = "fake") -> None:
+        super().__init__(name, ca=ca)
+        self.routes = list(routes)
+
+    def _recorded(self, request: OriginRequest) -> Request:
+        parts = urlsplit(request.path)
+        body = request.body
+        if request.headers.get("content-encoding", "").lower() == "gzip":
+            body = gzip.decompress(body)
+        return Request(request.method, parts.path, parse_qs(parts.query), request.headers, body)
+
+    def _answer(self, request: OriginRequest) -> _Reply:
+        response = self.dispatch(self._recorded(request))
+        return response.status, {**_JSON, **response.headers}, json.dumps(response.body).encode()
+
+    def dispatch(self, request: Request) -> Response:
+        """What the routes answer to *request*."""
+        for method, pattern, handler in self.routes:
+            match = pattern.fullmatch(request.path)
+            if match is not None and method == request.method:
+                return handler(request, match)
+        message = f"no route for {request.method} {request.path}"
+        return Response({"error": {"code": 404, "message": message, "status": "NOT_FOUND"}}, 404)
+
+    def url_for(self, host: str, path: str = "") -> str:
+        """``<scheme>://<host>:<port><path>``: with no path, a client's ``api_endpoint``."""
+        return super().url_for(host, path)
+
+    def paths(self, method: str | None = None) -> list[str]:
+        """The paths requested so far (with *method* only, if given)."""
+        return [r.path for r in self.requests if method is None or r.method == method]

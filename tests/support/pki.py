@@ -1,7 +1,8 @@
-"""Test PKI: three independent trustme CAs and their server certificates as PEM files.
+"""Test PKI: three independent trustme CAs as PEM files, and Squid's certificate.
 
 Files are written to a directory because the code under test takes CA *paths*
-(``NODE_EXTRA_CA_CERTS``) and Squid takes certificate paths.
+(``NODE_EXTRA_CA_CERTS``) and Squid takes certificate paths. The origins (``origins``,
+``grpc_server``) are signed by ``origin_ca`` or ``untrusted_ca`` themselves.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import trustme
 
-from tests.support.names import ORIGIN_CERT_NAMES, PROXY_CERT_NAMES
+from tests.support.names import PROXY_CERT_NAMES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,12 +25,6 @@ class ServerCert:
     cert_path: Path
     """Leaf certificate followed by its chain (what ``tls-cert=`` / ``load_cert_chain`` take)."""
     key_path: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        """Return a TLS server context presenting this certificate."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.leaf.configure_cert(context)
-        return context
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,9 +38,9 @@ class PKI:
     proxy_ca: trustme.CA
     """Signs Squid's TLS listener certificate."""
     origin_ca: trustme.CA
-    """Signs the trusted HTTPS origin's certificate."""
+    """Signs the trusted origins' certificates (HTTPS and gRPC)."""
     untrusted_ca: trustme.CA
-    """Signs the untrusted HTTPS origin's certificate; never written into a bundle."""
+    """Signs the untrusted HTTPS origin's certificates; never written into a bundle."""
     proxy_ca_path: Path
     origin_ca_path: Path
     untrusted_ca_path: Path
@@ -53,10 +48,6 @@ class PKI:
     """proxy_ca + origin_ca in one file, as a TLS-inspecting proxy's NODE_EXTRA_CA_CERTS."""
     proxy_cert: ServerCert
     """For ``localhost``, ``127.0.0.1``, ``::1``."""
-    origin_cert: ServerCert
-    """For ``localhost``, ``127.0.0.1`` and the test host names (see ``names``)."""
-    untrusted_cert: ServerCert
-    """Same names as ``origin_cert``, signed by ``untrusted_ca``."""
 
     @classmethod
     def create(cls, directory: Path) -> PKI:
@@ -80,8 +71,6 @@ class PKI:
             untrusted_ca_path=paths["untrusted"],
             bundle_path=bundle,
             proxy_cert=_issue(proxy_ca, PROXY_CERT_NAMES, directory / "proxy"),
-            origin_cert=_issue(origin_ca, ORIGIN_CERT_NAMES, directory / "origin"),
-            untrusted_cert=_issue(untrusted_ca, ORIGIN_CERT_NAMES, directory / "untrusted"),
         )
 
     def client_context(self, *cafiles: Path) -> ssl.SSLContext:

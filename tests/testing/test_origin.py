@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -13,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 import urllib3
 
-from carto_proxy.testing import LocalOrigin, RecordingProxy
+from carto_proxy.testing import LocalOrigin, OriginRequest, RecordingProxy
+from tests.support.polling import first_match
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +158,71 @@ def test_replies_per_path_until_cleared(origin: LocalOrigin, trusting: ssl.SSLCo
     assert (text.status, text.data) == (503, b"down for maintenance")
     assert json.loads(echo.data)["path"] == "/v1/other"
     assert json.loads(after.data)["path"] == "/v1/geocode"  # the reply went with clear()
+
+
+def test_a_handler_answers_first_until_cleared(
+    origin: LocalOrigin, trusting: ssl.SSLContext
+) -> None:
+    def handler(request: OriginRequest) -> tuple[int, dict[str, str], bytes] | None:
+        if request.path.startswith("/boom"):
+            raise RuntimeError("a bug in the test's handler")
+        if request.method != "POST":
+            return None  # left to reply() and the echo
+        return 201, {"X-Seen": request.headers["x-token"]}, request.body.upper()
+
+    origin.reply("/kept", json={"from": "reply"})
+    origin.respond_with(handler)
+    with urllib3.PoolManager(ssl_context=trusting) as pool:
+        created = pool.request(
+            "POST", f"{origin.url}v1/items", body=b"abc", headers={"X-Token": "t1"}, retries=False
+        )
+        kept = pool.request("GET", f"{origin.url}kept", retries=False)
+        echoed = pool.request("GET", f"{origin.url}other", retries=False)
+        broken = pool.request("GET", f"{origin.url}boom", retries=False)
+        assert origin.requests[0].headers["x-token"] == "t1"
+        origin.clear()
+        after = pool.request("POST", f"{origin.url}v1/items", body=b"abc", retries=False)
+    assert (created.status, created.headers["X-Seen"], created.data) == (201, "t1", b"ABC")
+    assert json.loads(kept.data) == {"from": "reply"}
+    assert json.loads(echoed.data)["path"] == "/other"
+    assert (broken.status, broken.data) == (500, b"RuntimeError: a bug in the test's handler")
+    assert after.status == 200  # the handler went with clear()
+
+
+def test_chunked_bodies_are_read_whole_and_the_connection_kept(origin: LocalOrigin) -> None:
+    origin.clear()
+    with socket.create_connection(origin.address, timeout=5) as sock:
+        sock.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;ext=1\r\nabc\r\n4\r\ndefg\r\n0\r\nX-Trailer: t\r\n\r\n"
+        )
+        first = http.client.HTTPResponse(sock)
+        first.begin()
+        assert (first.status, json.loads(first.read())["path"]) == (200, "/upload")
+        answer = get(sock, "x", "/after")  # the same connection still works
+    assert answer["path"] == "/after"
+    assert [r.body for r in origin.requests] == [b"abcdefg", b""]
+
+
+def test_a_given_ca_signs_the_certificates_and_refusals_are_recorded() -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(cadata=ca.cert_pem.bytes().decode())
+    with LocalOrigin(ca=ca) as origin:
+        assert origin.ca_pem == ca.cert_pem.bytes()
+        with urllib3.PoolManager(ssl_context=context) as pool:
+            answer = pool.request("GET", f"https://127.0.0.1:{origin.port}/", retries=False)
+        assert answer.status == 200
+        assert origin.errors == []
+        with (
+            socket.create_connection(origin.address, timeout=5) as raw,
+            pytest.raises(ssl.SSLCertVerificationError),
+        ):
+            ssl.create_default_context().wrap_socket(raw, server_hostname="api.example.com")
+        # The server's side of the failed handshake ends on its own thread.
+        first_match(
+            lambda: origin.errors,
+            lambda error: isinstance(error, ssl.SSLError),
+            5.0,
+            failure=lambda: f"no TLS error recorded: {origin.errors}",
+        )

@@ -1,9 +1,10 @@
 """The ``carto-proxy`` command: find proxy configuration mistakes before they cause outages.
 
 A thin shell: it parses the command line and hands over to one module per command
-(``_cli_check``, ``_cli_route``, ``_cli_egress``, ``_cli_env``, ``_cli_probe``,
-``_cli_demo``). Exit status: 0 fine, 1 errors found or checks failed, 2 usage (including a
-target that cannot be parsed).
+(``_check``, ``_route``, ``_egress``, ``_env``, and the ``_probe`` and ``_demo`` packages),
+each of which imports what only it needs when it runs, so that ``--help`` stays quick. Exit
+status: 0 fine, 1 errors found or checks failed, 2 usage (including a target that cannot be
+parsed).
 
     $ carto-proxy check --env-file .env
     $ carto-proxy route --env-file .env https://xy12345.snowflakecomputing.com
@@ -17,15 +18,9 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from carto_proxy import (
-    _cli_check,
-    _cli_demo,
-    _cli_egress,
-    _cli_env,
-    _cli_probe,
-    _cli_route,
-)
-from carto_proxy._cli_common import (
+from carto_proxy._version import __version__
+from carto_proxy.cli import _audit, _check, _demo, _egress, _env, _probe, _route
+from carto_proxy.cli._shared import (
     EXIT_FINDINGS,
     EXIT_USAGE,
     Source,
@@ -33,12 +28,11 @@ from carto_proxy._cli_common import (
     emit,
     environ_or_os,
 )
-from carto_proxy._version import __version__
 from carto_proxy.exceptions import ConfigError, MissingExtraError, TargetError
 
 __all__ = ["main"]
 
-_COMMANDS = (_cli_check, _cli_route, _cli_egress, _cli_env, _cli_probe, _cli_demo)
+_COMMANDS = (_check, _route, _egress, _env, _probe, _demo, _audit)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

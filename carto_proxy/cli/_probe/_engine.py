@@ -21,11 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from carto_proxy._cli_x509 import CertificateInfo, describe
 from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Action, Route
 from carto_proxy._target import Protocol
 from carto_proxy._version import __version__
+from carto_proxy.cli._probe._x509 import CertificateInfo, describe
 
 __all__ = ["RESULTS", "ProbeResult", "probe"]
 

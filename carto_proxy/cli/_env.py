@@ -17,7 +17,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from carto_proxy import _tls
-from carto_proxy._cli_common import EXIT_OK, AddCommand, Source, UsageError, emit, emit_json
 from carto_proxy._config import ProxyConfig
 from carto_proxy._env import format_dotenv
 from carto_proxy._helm import format_values, helm_values
@@ -26,6 +25,7 @@ from carto_proxy._proxy_url import parse_proxy
 from carto_proxy._routing import Action, Rule
 from carto_proxy._target import Protocol
 from carto_proxy._warehouses import Warehouse
+from carto_proxy.cli._shared import EXIT_OK, AddCommand, Source, UsageError, emit, emit_json
 from carto_proxy.exceptions import ConfigError
 
 __all__ = ["register", "run"]

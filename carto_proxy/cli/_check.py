@@ -10,15 +10,6 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from carto_proxy._cli_common import (
-    EXIT_FINDINGS,
-    EXIT_OK,
-    AddCommand,
-    Source,
-    emit,
-    emit_json,
-    wrap,
-)
 from carto_proxy._config import build
 from carto_proxy._diagnostics import (
     TOOLS,
@@ -28,6 +19,15 @@ from carto_proxy._diagnostics import (
     from_error,
     lint,
     tool_names,
+)
+from carto_proxy.cli._shared import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    AddCommand,
+    Source,
+    emit,
+    emit_json,
+    wrap,
 )
 from carto_proxy.exceptions import ConfigError
 

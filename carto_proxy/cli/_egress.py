@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from carto_proxy._cli_common import (
+from carto_proxy.cli._shared import (
     EXIT_OK,
     AddCommand,
     Source,

@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from carto_proxy._cli_common import (
+from carto_proxy._routing import Route
+from carto_proxy._target import Protocol
+from carto_proxy._warehouses import Warehouse
+from carto_proxy.cli._shared import (
     EXIT_OK,
     EXIT_USAGE,
     AddCommand,
@@ -19,9 +22,6 @@ from carto_proxy._cli_common import (
     table,
     wrap,
 )
-from carto_proxy._routing import Route
-from carto_proxy._target import Protocol
-from carto_proxy._warehouses import Warehouse
 from carto_proxy.exceptions import TargetError
 
 __all__ = ["register", "run"]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from carto_proxy.cli import main
+from tests.cli.helpers import both
 from tests.support.names import API_HOST, DENIED_HOST, DIRECT_HOST, LOOPBACK
 from tests.support.origins import Origins
 from tests.support.pki import PKI
@@ -21,13 +22,6 @@ from tests.support.resolver import FakeDNS
 from tests.support.squid import Squid, SquidLog
 
 pytestmark = pytest.mark.integration
-
-
-def both(**variables: str) -> dict[str, str]:
-    out = {}
-    for name, value in variables.items():
-        out[name.upper()] = out[name.lower()] = value
-    return out
 
 
 def through(proxy_url: str, ca: os.PathLike[str] | str, **extra: str) -> dict[str, str]:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from carto_proxy import _cli_demo
 from carto_proxy.cli import main
+from carto_proxy.cli._demo import _requests, _scenarios
 from carto_proxy.exceptions import MissingExtraError
 
 pytestmark = pytest.mark.integration
@@ -160,7 +160,7 @@ def test_demo_skips_an_adapter_whose_library_is_missing(
             raise ModuleNotFoundError(name=name)
         return real(name, package)
 
-    monkeypatch.setattr(_cli_demo.importlib, "import_module", without_snowflake)
+    monkeypatch.setattr(_requests.importlib, "import_module", without_snowflake)
     code = main(["demo"], environ={})
     out = capsys.readouterr().out
     assert code == 0
@@ -210,9 +210,9 @@ def test_demo_falls_back_to_the_packaged_examples(
     packaged = tmp_path / "site" / "data" / "examples"
     packaged.mkdir(parents=True)
     (packaged / "http-proxy.env").write_text('HTTPS_PROXY="http://packaged:1"\n')
-    monkeypatch.setattr(_cli_demo, "__file__", str(tmp_path / "site" / "_cli_demo.py"))
-    monkeypatch.setattr(_cli_demo.resources, "files", lambda package: tmp_path / "site")
-    shown, text = _cli_demo._example("http-proxy.env")
+    monkeypatch.setattr(_scenarios, "REPOSITORY_EXAMPLES", tmp_path / "no-checkout")
+    monkeypatch.setattr(_scenarios.resources, "files", lambda package: tmp_path / "site")
+    shown, text = _scenarios.example("http-proxy.env")
     assert "packaged" in shown
     assert "http://packaged:1" in text
 

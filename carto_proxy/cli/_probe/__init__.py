@@ -1,6 +1,6 @@
 """``carto-proxy probe``: real connectivity, along the route each host would take.
 
-Probes each CARTO egress domain (or each ``--host``) with :func:`carto_proxy._probe.probe`,
+Probes each CARTO egress domain (or each ``--host``) with the engine in :mod:`._engine`,
 imported only when the command runs, and reports what came of each: reachable, refused by the
 proxy, a failing TLS hop and its certificate, or a timeout.
 """
@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from carto_proxy._cli_common import (
+from carto_proxy.cli._shared import (
     EXIT_FINDINGS,
     EXIT_OK,
     AddCommand,
@@ -28,7 +28,7 @@ from carto_proxy._cli_common import (
 )
 
 if TYPE_CHECKING:
-    from carto_proxy._probe import ProbeResult
+    from carto_proxy.cli._probe._engine import ProbeResult
 
 __all__ = ["register", "run"]
 
@@ -71,7 +71,7 @@ def register(add: AddCommand) -> None:
 
 def run(args: argparse.Namespace, source: Source) -> int:
     """Run ``probe``; return the exit status."""
-    from carto_proxy._probe import probe  # ssl, socket, threads: only for this command
+    from carto_proxy.cli._probe._engine import probe  # ssl, socket, threads: only for this command
 
     if args.timeout <= 0 or args.concurrency < 1:
         raise UsageError("--timeout must be positive and --concurrency at least 1")
@@ -160,7 +160,7 @@ def _json(result: ProbeResult) -> dict[str, Any]:
 
 
 def _summary(results: Sequence[ProbeResult]) -> dict[str, int]:
-    from carto_proxy._probe import RESULTS  # loaded by run() already
+    from carto_proxy.cli._probe._engine import RESULTS  # loaded by run() already
 
     counts = dict.fromkeys((*RESULTS, "not_probed"), 0)
     for result in results:

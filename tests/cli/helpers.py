@@ -1,0 +1,48 @@
+"""What the CLI tests share: CARTO's example files, variables in both cases, a captured run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+HTTP_ENV = EXAMPLES / "http-proxy.env"
+HTTPS_ENV = EXAMPLES / "https-proxy.env"
+HELM = EXAMPLES / "customizations.yaml"
+SNOWFLAKE = "https://xy12345.eu-central-1.snowflakecomputing.com"
+
+ROUTE_KEYS = {  # what route --json, egress --json and probe --json print for a route
+    "action",
+    "proxy",
+    "rule",
+    "reason",
+    "target",
+    "warehouse",
+    "matched_entry",
+    "needs_direct_egress",
+}
+
+
+def both(**variables: str) -> dict[str, str]:
+    """Each variable in both cases, as CARTO asks."""
+    out = {}
+    for name, value in variables.items():
+        out[name.upper()] = out[name.lower()] = value
+    return out
+
+
+HTTP_PROXY = both(http_proxy="http://my-proxy:3128", https_proxy="http://my-proxy:3128") | both(
+    grpc_proxy="http://my-proxy:3128"
+)
+
+
+class Result(NamedTuple):
+    """What one in-process run of ``carto-proxy`` returned and printed."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
