@@ -53,6 +53,8 @@ class Target(NamedTuple):
 ParsedTarget = tuple[Target, IPAddress | None, Warehouse | None]
 
 _HTTP, _HTTPS, _GRPC, _TCP = Protocol.HTTP, Protocol.HTTPS, Protocol.GRPC, Protocol.TCP
+# Builds a named tuple without its Python-level __new__: about 100 ns of a 3 µs decision.
+_new = tuple.__new__
 _DEFAULT_PORTS = {_HTTP: 80, _HTTPS: 443, _GRPC: 443}
 # scheme -> (protocol, default port, warehouse the scheme implies)
 _SCHEMES: dict[str, tuple[Protocol, int, Warehouse | None]] = {
@@ -107,7 +109,7 @@ def parse_target(
         if known is not None and scheme != "dns" and plain_user and _is_plain_name(host):
             port = known[1] if port_text is None else int(port_text)
             if 0 < port < 65536:
-                return Target(protocol or known[0], host, port), None, known[2]
+                return _new(Target, (protocol or known[0], host, port)), None, known[2]
     return _parse_general(text.strip(), protocol, warehouse)
 
 

@@ -344,3 +344,19 @@ def test_b14_where_routing_answers_it_names_the_host_every_client_connects_to(ur
     route = ProxyConfig.from_env(environ=PROXY).route(url)
     hosts = client_hosts(url)
     assert set(hosts.values()) == {route.target.host}, hosts
+
+
+def test_b6_b14_the_cli_refuses_them_without_quoting_a_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from carto_proxy.cli import main
+
+    for target, problem in [
+        ("https://127.0.0.1:\\@evil.test/", "backslash"),
+        ("https://alice:S3cret/PW@api.example.com/", "percent-encode"),
+    ]:
+        assert main(["route", target], environ=PROXY) == 2
+        out, err = capsys.readouterr()
+        assert problem in err
+        assert "S3cret" not in out + err
+        assert "PROXY" not in out  # no decision for a host the clients may not connect to
