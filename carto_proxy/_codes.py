@@ -60,6 +60,7 @@ CODES: dict[str, Code] = {
     "CP202": Code(_W, "Snowflake is not excluded with an HTTPS proxy"),
     "CP203": Code(_I, "NO_PROXY contains *"),
     "CP204": Code(_I, "NO_GRPC_PROXY replaces NO_PROXY for gRPC"),
+    "CP205": Code(_W, "the metadata server is not excluded"),
     "CP301": Code(_W, "the proxy's certificate is not verified"),
     "CP302": Code(_I, "NODE_TLS_REJECT_UNAUTHORIZED=0 has no effect"),
     "CP303": Code(_I, "the extra CA only verifies origins"),
