@@ -20,8 +20,8 @@ Importing this module needs snowflake-connector-python 5.x.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
-import weakref
 from typing import Any
 
 from carto_proxy._config import ProxyConfig
@@ -33,8 +33,13 @@ from carto_proxy.adapters.urllib3 import request_origin
 from carto_proxy.exceptions import ConfigError
 
 connection_module: Any = import_extra("snowflake.connector.connection", "snowflake")
+cursor_module: Any = import_extra("snowflake.connector.cursor", "snowflake")
 requests: Any = import_extra("requests", "snowflake")
 result_batch: Any = import_extra("snowflake.connector.result_batch", "snowflake")
+# The driver's protocol messages, for the chunk format (a module-level protobuf enum).
+protocol: Any = import_extra(
+    "snowflake.connector._internal.protobuf_gen.database_driver_v1_pb2", "snowflake"
+)
 
 __all__ = ["RoutedConnection", "RoutedResultBatch"]
 
@@ -82,7 +87,7 @@ class RoutedResultBatch(result_batch.ResultBatch):  # type: ignore[misc]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        self.carto_proxy_config = state.pop("carto_proxy_config")
+        self.carto_proxy_config = state.pop("carto_proxy_config", None)
         super().__setstate__(state)
 
     def _fetch_arrow_stream_ptr(self, connection: Any = None) -> int:
@@ -96,7 +101,7 @@ class RoutedResultBatch(result_batch.ResultBatch):  # type: ignore[misc]
     def _inline_chunk(self) -> Any:
         """Download the remote chunk through the routing; return it as an inline chunk."""
         chunk = self._chunk
-        if chunk.format != result_batch.ResultChunk.CHUNK_FORMAT_ARROW_IPC:
+        if chunk.format != protocol.CHUNK_FORMAT_ARROW_IPC:
             raise ConfigError(
                 "ResultBatch.to_arrow(connection=None) on a JSON result chunk",
                 None,
@@ -130,19 +135,20 @@ class RoutedConnection(connection_module.Connection):  # type: ignore[misc]
         super().__init__(**kwargs)
 
     def cursor(self, cursor_class: Any = None) -> Any:
-        """Return a cursor whose ``get_result_batches()`` returns routed batches."""
-        cursor = super().cursor(cursor_class)
-        # A weak reference: a cursor that referred to itself would outlive its last use, and
-        # with it the statement and the connection's pooled sockets.
-        cursor_ref = weakref.ref(cursor)
-        config = self.carto_proxy_config
+        """Return a cursor (of *cursor_class*) whose result batches stay routed."""
+        base = cursor_class or getattr(self, "_default_cursor_class", cursor_module.SnowflakeCursor)
+        return super().cursor(_routed_cursor_class(base))
 
-        def get_result_batches() -> list[RoutedResultBatch] | None:
-            owner = cursor_ref()
-            batches = None if owner is None else type(owner).get_result_batches(owner)
-            if batches is None:
-                return None
-            return [RoutedResultBatch.adopt(batch, config) for batch in batches]
 
-        cursor.get_result_batches = get_result_batches
-        return cursor
+@functools.cache
+def _routed_cursor_class(base: type[Any]) -> type[Any]:
+    """*base* (``SnowflakeCursor``, ``DictCursor``…) with routed ``get_result_batches()``."""
+
+    def get_result_batches(self: Any) -> list[RoutedResultBatch] | None:
+        batches = base.get_result_batches(self)
+        if batches is None:
+            return None
+        config = self.connection.carto_proxy_config
+        return [RoutedResultBatch.adopt(batch, config) for batch in batches]
+
+    return type(f"Routed{base.__name__}", (base,), {"get_result_batches": get_result_batches})

@@ -116,8 +116,13 @@ def _routed(
             _CLIENT_FIX,
         )
     location = kwargs.get("location")
+    client: Any = None
 
     def factory(project: str | None, credentials: Any) -> Any:
+        # pandas-gbq asks again for the client it was given (same project and credentials):
+        # reuse it, with its endpoint and connection pools.
+        if client is not None and client.project == project and client._credentials is credentials:
+            return client
         return routed_bigquery.client(
             config, project=project, credentials=credentials, location=location
         )
@@ -146,12 +151,10 @@ def _install_factory_hooks() -> None:
     original_make_client = gbq_connector._get_client
 
     def get_client(self: Any) -> Any:
-        # The table lookup after a query: reuse the connector's routed client.
+        # The table lookup after a query.
         factory = _ROUTED_FACTORY.get()
         if factory is None:
             return original_get_client(self)
-        if _is_routed(self.client):
-            return self.client
         return factory(self.project_id, self.credentials)
 
     def make_client(
