@@ -15,11 +15,11 @@ import pytest
 
 pytest.importorskip("google.cloud.bigquery")
 
-from google.auth import compute_engine  # noqa: E402
-from google.auth.credentials import AnonymousCredentials  # noqa: E402
+from google.auth import compute_engine
+from google.auth.credentials import AnonymousCredentials
 
-from carto_proxy import ProxyConfig  # noqa: E402
-from carto_proxy.adapters import bigquery as adapter  # noqa: E402
+from carto_proxy import ProxyConfig
+from carto_proxy.adapters import bigquery as adapter
 
 SQUID = "http://squid.internal:3128"
 

@@ -14,18 +14,18 @@ import pytest
 
 pytest.importorskip("pandas_gbq")
 
-import pandas  # noqa: E402
-from google.auth.credentials import AnonymousCredentials  # noqa: E402
-from google.cloud import bigquery  # noqa: E402
+import pandas
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
 
-from carto_proxy import ConfigError, ProxyConfig  # noqa: E402
-from carto_proxy.adapters import bigquery as routed_bigquery  # noqa: E402
-from carto_proxy.adapters import pandas_gbq as adapter  # noqa: E402
-from tests.support.fake_bigquery import PROJECT, bigquery_routes  # noqa: E402
-from tests.support.names import API_HOST  # noqa: E402
-from tests.support.origins import FakeHTTPServer  # noqa: E402
-from tests.support.pki import PKI  # noqa: E402
-from tests.support.squid import Squid, SquidLog  # noqa: E402
+from carto_proxy import ConfigError, ProxyConfig
+from carto_proxy.adapters import bigquery as routed_bigquery
+from carto_proxy.adapters import pandas_gbq as adapter
+from tests.support.fake_bigquery import PROJECT, bigquery_routes
+from tests.support.names import API_HOST
+from tests.support.origins import FakeHTTPServer
+from tests.support.pki import PKI
+from tests.support.squid import Squid, SquidLog
 
 # pandas-gbq warns about its own future (user agents, LargeResultsWarning…).
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")

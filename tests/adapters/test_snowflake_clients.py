@@ -28,8 +28,8 @@ from tests.support.origins import FakeHTTPServer
 
 pytest.importorskip("snowflake.connector")
 
-from carto_proxy.adapters import snowflake as adapter  # noqa: E402
-from carto_proxy.adapters._snowflake_side_clients import DETECTION_SWITCH  # noqa: E402
+from carto_proxy.adapters import snowflake as adapter
+from carto_proxy.adapters._snowflake_side_clients import DETECTION_SWITCH
 
 pytestmark = pytest.mark.snowflake
 
