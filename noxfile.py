@@ -17,6 +17,7 @@ TEST_DEPS = [
     "respx>=0.22",
     "trustme>=1.1",
     "pyarrow",  # the BigQuery Storage stand-in answers in Arrow
+    "opentelemetry-sdk>=1.20",  # span attributes, read back with its in-memory exporter
 ]
 # The Snowflake adapter supports two driver lines that behave differently behind a proxy:
 # 5.x (Rust core) runs with the whole suite, the classic 4.x line in a session of its own.

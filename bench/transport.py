@@ -5,11 +5,15 @@ Compares, in the same run and through the same local Squid (plain ``http_port``)
 * ``carto_proxy.adapters.httpx.client(config)`` against a hand-built
   ``httpx.Client(proxy=..., mounts=...)`` doing the same routing;
 * ``carto_proxy.adapters.urllib3.pool_manager(config)`` against a plain
-  ``urllib3.ProxyManager``.
+  ``urllib3.ProxyManager``;
+* each of those two carto_proxy clients with an egress audit active
+  (``carto_proxy.audit(config, on_violation="raise")``, so that a violation would fail the
+  run) against the same client without one.
 
 Each round runs both clients of a pair for the same number of sequential requests, taking
 turns every few requests in ABBA order, so drift in the machine's speed hits both sides alike.
-The figure reported is the median of the per-round ratios, carto_proxy / hand-built; the run
+The figure reported is the median of the per-round ratios, carto_proxy / hand-built (audited /
+not audited for the audit pairs); the run
 fails (exit status 1) when one is below ``--floor`` (0.95 by default). The origins run in a
 child process, so that their threads do not compete with the clients for this process's GIL.
 
@@ -36,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -49,7 +54,7 @@ import certifi  # noqa: E402
 import httpx  # noqa: E402
 import urllib3  # noqa: E402
 
-from carto_proxy import ProxyConfig  # noqa: E402
+from carto_proxy import ProxyConfig, audit  # noqa: E402
 from carto_proxy.adapters import httpx as carto_httpx  # noqa: E402
 from carto_proxy.adapters import urllib3 as carto_urllib3  # noqa: E402
 from tests.support import origins as origin_servers  # noqa: E402
@@ -70,6 +75,8 @@ class Contender:
     get: Get
     close: Callable[[], None]
     rates: list[float] = field(default_factory=list)
+    # Entered around each of its turns, outside the timing (the audit pairs start one there).
+    around: Callable[[], AbstractContextManager[object]] = nullcontext
 
 
 @dataclass
@@ -128,8 +135,33 @@ def origin_context(ca_path: str) -> ssl.SSLContext:
     return context
 
 
-def httpx_pair(config: ProxyConfig, proxy: str, ca_path: str) -> Pair:
+def httpx_get(client: httpx.Client) -> Get:
+    def get(url: str) -> None:
+        client.get(url).raise_for_status()
+
+    return get
+
+
+def urllib3_get(manager: urllib3.PoolManager) -> Get:
+    def get(url: str) -> None:
+        response = manager.request("GET", url)
+        if response.status != 200:
+            raise RuntimeError(f"{url}: HTTP {response.status}")
+
+    return get
+
+
+def carto_httpx_client(config: ProxyConfig) -> Contender:
     carto = carto_httpx.client(config)
+    return Contender("carto_proxy.adapters.httpx.client", httpx_get(carto), carto.close)
+
+
+def carto_urllib3_client(config: ProxyConfig) -> Contender:
+    carto = carto_urllib3.pool_manager(config)
+    return Contender("carto_proxy.adapters.urllib3.pool_manager", urllib3_get(carto), carto.clear)
+
+
+def httpx_pair(config: ProxyConfig, proxy: str, ca_path: str) -> Pair:
     context = origin_context(ca_path)
     # The same routing by hand: everything through the proxy, the NO_PROXY host direct.
     hand = httpx.Client(
@@ -138,37 +170,31 @@ def httpx_pair(config: ProxyConfig, proxy: str, ca_path: str) -> Pair:
         trust_env=False,
         mounts={f"all://{DIRECT_HOST}": httpx.HTTPTransport(verify=context, trust_env=False)},
     )
-
-    def getter(client: httpx.Client) -> Get:
-        def get(url: str) -> None:
-            client.get(url).raise_for_status()
-
-        return get
-
     return Pair(
         "httpx",
-        Contender("carto_proxy.adapters.httpx.client", getter(carto), carto.close),
-        Contender("httpx.Client(proxy=, mounts=)", getter(hand), hand.close),
+        carto_httpx_client(config),
+        Contender("httpx.Client(proxy=, mounts=)", httpx_get(hand), hand.close),
     )
 
 
 def urllib3_pair(config: ProxyConfig, proxy: str, ca_path: str) -> Pair:
-    carto = carto_urllib3.pool_manager(config)
     hand = urllib3.ProxyManager(proxy, ssl_context=origin_context(ca_path))
-
-    def getter(manager: urllib3.PoolManager) -> Get:
-        def get(url: str) -> None:
-            response = manager.request("GET", url)
-            if response.status != 200:
-                raise RuntimeError(f"{url}: HTTP {response.status}")
-
-        return get
-
     return Pair(
         "urllib3",
-        Contender("carto_proxy.adapters.urllib3.pool_manager", getter(carto), carto.clear),
-        Contender("urllib3.ProxyManager", getter(hand), hand.clear),
+        carto_urllib3_client(config),
+        Contender("urllib3.ProxyManager", urllib3_get(hand), hand.clear),
     )
+
+
+def audit_pair(name: str, make: Callable[[ProxyConfig], Contender], config: ProxyConfig) -> Pair:
+    """A carto_proxy client with an audit active against the same kind of client without one.
+
+    ``on_violation="raise"``: a lookup or connection going around the proxy fails the run.
+    """
+    watched = make(config)
+    watched.label += ", audit on"
+    watched.around = lambda: audit(config, on_violation="raise")
+    return Pair(f"{name}+audit", watched, make(config))
 
 
 def run(
@@ -193,10 +219,11 @@ def run(
                 size = min(chunk, requests - done)
                 order = (pair.carto, pair.hand) if turn % 2 == 0 else (pair.hand, pair.carto)
                 for contender in order:
-                    started = time.perf_counter()
-                    for _ in range(size):
-                        contender.get(url)
-                    spent[id(contender)] += time.perf_counter() - started
+                    with contender.around():
+                        started = time.perf_counter()
+                        for _ in range(size):
+                            contender.get(url)
+                        spent[id(contender)] += time.perf_counter() - started
                 done += size
                 turn += 1
             for contender in (pair.carto, pair.hand):
@@ -248,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         targets = ("http", "https") if args.target == "both" else (args.target,)
-        header = f"{'target':7} {'client':44} {'req/s':>8}  {'ratio':>6}  {'min':>5}"
+        header = f"{'target':7} {'client':52} {'req/s':>8}  {'ratio':>6}  {'min':>5}"
         print(header)
         print("-" * len(header))
         for scheme in targets:
@@ -257,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             pairs = [
                 httpx_pair(config, squid.http_url, origins.ca_path),
                 urllib3_pair(config, squid.http_url, origins.ca_path),
+                audit_pair("httpx", carto_httpx_client, config),
+                audit_pair("urllib3", carto_urllib3_client, config),
             ]
             try:
                 run(
@@ -278,11 +307,14 @@ def main(argv: list[str] | None = None) -> int:
                 failed = failed or ratio < args.floor
                 carto, hand = pair.carto, pair.hand
                 print(
-                    f"{scheme:7} {carto.label:44} {statistics.median(carto.rates):8.0f}"
+                    f"{scheme:7} {carto.label:52} {statistics.median(carto.rates):8.0f}"
                     f"  {ratio:6.3f}  {min(ratios):5.2f}{verdict}"
                 )
-                print(f"{'':7} {hand.label:44} {statistics.median(hand.rates):8.0f}")
-    print("ratio: median over rounds of carto_proxy req/s / hand-built req/s; min: worst round")
+                print(f"{'':7} {hand.label:52} {statistics.median(hand.rates):8.0f}")
+    print(
+        "ratio: median over rounds of carto_proxy req/s / hand-built req/s (second pair of each "
+        "client: audit on / audit off); min: worst round"
+    )
     return 1 if failed else 0
 
 

@@ -21,10 +21,16 @@ from ._version import __version__ as __version__
 # the imports below; a test holds them against _HOMES.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._audit import Audit as Audit
+    from ._audit import Violation as Violation
+    from ._audit import audit as audit
     from ._codes import Severity as Severity
     from ._config import ProxyConfig as ProxyConfig
     from ._diagnostics import Diagnostic as Diagnostic
     from ._diagnostics import check as check
+    from ._observe import RouteEvent as RouteEvent
+    from ._observe import add_observer as add_observer
+    from ._observe import observe as observe
     from ._proxy_url import ProxyURL as ProxyURL
     from ._routing import Action as Action
     from ._routing import Route as Route
@@ -40,6 +46,7 @@ del TYPE_CHECKING
 
 _HOMES = {
     "Action": "._routing",
+    "Audit": "._audit",
     "CartoProxyError": ".exceptions",
     "ConfigError": ".exceptions",
     "Diagnostic": "._diagnostics",
@@ -48,12 +55,17 @@ _HOMES = {
     "ProxyConfig": "._config",
     "ProxyURL": "._proxy_url",
     "Route": "._routing",
+    "RouteEvent": "._observe",
     "Rule": "._routing",
     "Severity": "._codes",
     "Target": "._target",
     "TargetError": ".exceptions",
+    "Violation": "._audit",
     "Warehouse": "._warehouses",
+    "add_observer": "._observe",
+    "audit": "._audit",
     "check": "._diagnostics",
+    "observe": "._observe",
 }
 
 _names, __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

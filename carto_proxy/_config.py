@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import ssl
 
 from . import _env, _helm, _tls
+from ._config_log import log_config
 from ._no_proxy import NoProxy
 from ._proxy_url import ProxyURL, parse_proxy
 from ._routing import Route, Router
@@ -72,17 +73,17 @@ class ProxyConfig:
         Raises:
             ConfigError: a variable holds a value carto_proxy refuses.
         """
-        return build(_env.read_environ(environ))
+        return _logged(build(_env.read_environ(environ)))
 
     @classmethod
     def from_env_file(cls, path: str | os.PathLike[str]) -> ProxyConfig:
         """Read a CARTO Self-hosted ``.env`` file (docker-compose syntax)."""
-        return build(_env.read_env_file(path))
+        return _logged(build(_env.read_env_file(path)))
 
     @classmethod
     def from_helm_values(cls, path: str | os.PathLike[str]) -> ProxyConfig:
         """Read CARTO Helm values (``externalProxy.*``); needs the ``helm`` extra."""
-        return build(_helm.read_helm_values(path))
+        return _logged(build(_helm.read_helm_values(path)))
 
     @classmethod
     def direct(cls) -> ProxyConfig:
@@ -237,6 +238,12 @@ def _coerce(kind: type[_E], value: object, name: str, target: str) -> _E | None:
     except ValueError:
         choices = ", ".join(member.value for member in kind)
         raise TargetError(target, f"{name} {value!r} is not one of {choices}") from None
+
+
+def _logged(config: ProxyConfig) -> ProxyConfig:
+    """*config*, once the ``carto_proxy.config`` logger has said how it was read."""
+    log_config(config)
+    return config
 
 
 def build(sources: _env.Sources, errors: list[ConfigError] | None = None) -> ProxyConfig:

@@ -221,6 +221,8 @@ def _parse_entry(entry: str) -> _Parsed:
     """Classify one trimmed entry; a bare ``str`` result is the reason it is ignored."""
     if "://" in entry or ("/" in entry and not _looks_like_cidr(entry)):
         return "schemes and paths are not part of NO_PROXY; write the host name only"
+    if "@" in entry:  # checked before the port, whose error would quote the password
+        return "user information is not part of NO_PROXY; write the host name only"
     if "/" in entry:
         try:
             return ipaddress.ip_network(entry.strip("[]").replace("]/", "/"), strict=False)

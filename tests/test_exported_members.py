@@ -27,6 +27,12 @@ CONTRACT = {
     "ConfigError",
     "TargetError",
     "MissingExtraError",
+    "observe",
+    "add_observer",
+    "RouteEvent",
+    "audit",
+    "Audit",
+    "Violation",
 }
 
 

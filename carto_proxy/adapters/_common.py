@@ -1,16 +1,17 @@
-"""What every adapter shares: routing a request, holding one inner client per route, importing
-its library, refusing arguments that would defeat the routing."""
+"""What every adapter shares: routing and reporting a request, naming the route in its errors,
+holding one inner client per route, importing its library, refusing arguments that would
+defeat the routing."""
 
 from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from carto_proxy._config import ProxyConfig
-from carto_proxy._observers import notify
+from carto_proxy._observe import publish, watched
 from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
 from carto_proxy._target import Protocol
@@ -19,7 +20,10 @@ from carto_proxy.exceptions import ConfigError, MissingExtraError
 
 __all__ = [
     "InnerClients",
+    "explain",
     "import_extra",
+    "mark_hop",
+    "name_route",
     "refusal",
     "refuse_arguments",
     "report_route",
@@ -38,13 +42,85 @@ def report_route(
     config: ProxyConfig,
     target: str,
     *,
+    adapter: str,
+    method: str | None = None,
+    url: object = None,
+    hop: int | Callable[[], int] = 0,
     protocol: Protocol | None = None,
     warehouse: Warehouse | None = None,
 ) -> Route:
-    """Route *target* and report the decision to observers (``record_routes``)."""
+    """Route *target* for a request *adapter* is about to send, and publish the decision.
+
+    Observers, the ``carto_proxy.route`` log and the current trace span hear about it (see
+    :mod:`carto_proxy._observe`); with nobody listening, nothing more than the check is done.
+
+    Args:
+        config: the configuration.
+        target: what routing depends on (usually ``scheme://host:port``).
+        adapter: the adapter's name, e.g. ``"httpx"``.
+        method: the HTTP method, if any.
+        url: the full URL as the adapter has it (redacted before anyone sees it); *target*
+            when ``None``.
+        hop: the redirect hop, or a function computing it, called only when someone listens.
+        protocol: overrides the protocol the target implies.
+        warehouse: the warehouse the target belongs to.
+    """
     route = config.route(target, protocol=protocol, warehouse=warehouse)
-    notify(route)
+    if watched(route):
+        publish(
+            route, adapter, method, target if url is None else url, hop() if callable(hop) else hop
+        )
     return route
+
+
+# Where a request keeps its redirect hop (see mark_hop).
+_HOP_MARK = "carto_proxy.hop"
+
+
+def mark_hop(marks: MutableMapping[str, Any], request: object) -> int:
+    """The redirect hop *request* is, from *marks*, a mapping each hop hands to the next.
+
+    httpx copies a request's extensions into the next hop's request, and requests shares one
+    hooks dict between the hops of a chain: the mark one hop leaves there is found, under
+    another request, by the next. The same request sent again is hop 0 again.
+    """
+    mark = marks.get(_HOP_MARK)
+    hop = 0 if mark is None or mark[1] == id(request) else mark[0] + 1
+    marks[_HOP_MARK] = (hop, id(request))
+    return hop
+
+
+# Marks a message that already names its route: urllib3 re-raises a redirect hop's error
+# through the request that led to it, and it must keep the hop's route.
+_MARK = "[carto_proxy: "
+
+
+def explain(text: str, route: Route) -> str:
+    """*text* followed by the route carto_proxy took and why (once, however often called).
+
+    e.g. ``"Connection refused [carto_proxy: https://api.example.com:443 through the proxy
+    http://proxy:3128 (HTTPS_PROXY), rule proxy]"``.
+    """
+    if _MARK in text:
+        return text
+    via = f"through the proxy {route.proxy} ({route.variable})" if route.proxy else "directly"
+    return f"{text} {_MARK}{route.target} {via}, rule {route.rule}]"
+
+
+def name_route(error: BaseException, route: Route) -> None:
+    """Make *error*'s message name *route*, keeping its type, attributes and cause.
+
+    The library's own exception is kept, so existing ``except`` clauses and attribute
+    lookups (``.reason``, ``.request``) still work; only its message grows. An error wrapping
+    another as its first argument (requests' ``ConnectionError(MaxRetryError)``) keeps the
+    wrapped one, whose message is extended instead.
+    """
+    first = error.args[0] if error.args else None
+    if isinstance(first, BaseException):
+        name_route(first, route)
+        return
+    text = str(first) if isinstance(first, str) else (str(error) or type(error).__name__)
+    error.args = (explain(text, route), *error.args[1:])
 
 
 class InnerClients(Generic[_C]):

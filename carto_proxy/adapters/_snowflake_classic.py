@@ -45,7 +45,13 @@ class RoutingAdapter(session_manager.ProxySupportAdapter):  # type: ignore[misc]
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         """Send *request* where its route says, verified with the configuration's CAs."""
         config = self.carto_proxy_config
-        route = report_route(config, request.url, warehouse=Warehouse.SNOWFLAKE)
+        route = report_route(
+            config,
+            request.url,
+            adapter="snowflake",
+            method=request.method,
+            warehouse=Warehouse.SNOWFLAKE,
+        )
         scheme = str(request.url).partition(":")[0].lower()
         proxied = route.action is Action.PROXY and route.proxy is not None
         kwargs["proxies"] = {scheme: str(route.proxy)} if proxied else {}

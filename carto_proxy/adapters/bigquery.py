@@ -191,7 +191,9 @@ def _with_universe_domain(credentials: Any, request: Any) -> Any:
 
 def storage_route(config: ProxyConfig, endpoint: str) -> Route:
     """Route the Storage API *endpoint* (``host[:port]``, port 443 by default) as gRPC."""
-    return report_route(config, endpoint, protocol=Protocol.GRPC, warehouse=Warehouse.BIGQUERY)
+    return report_route(
+        config, endpoint, adapter="bigquery", protocol=Protocol.GRPC, warehouse=Warehouse.BIGQUERY
+    )
 
 
 def _client_options(value: Any) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "dial",
     "insecure_channel",
     "root_certificates",
+    "route_for",
     "secure_channel",
     "ssl_credentials",
 ]
@@ -142,6 +144,14 @@ def dial(
             ``grpc.http_connect_server`` or ``grpc.address_http_proxy*``.
         TargetError: *target* cannot be parsed.
     """
+    address, args, _ = _dial(resolve_config(config), target, options, tls=tls)
+    return address, args
+
+
+def _dial(
+    config: ProxyConfig, target: str, options: ChannelOptions, *, tls: bool
+) -> tuple[str, list[tuple[str, Any]], Route | None]:
+    """:func:`dial`, and the route it follows (``None`` for a local-socket target)."""
     given = list(options)
     for name, _ in given:
         if name in _REFUSED_OPTIONS:
@@ -151,9 +161,9 @@ def dial(
                 "remove it; carto_proxy sets the proxy from the configuration "
                 "(use ProxyConfig / NO_PROXY to change the route)",
             )
-    route = _route(resolve_config(config), target)
+    route = _route(config, target)
     if route is None or route.action is Action.DIRECT or route.proxy is None:
-        return target, [("grpc.enable_http_proxy", 0), *given]
+        return target, [("grpc.enable_http_proxy", 0), *given], route
     ours: list[tuple[str, Any]] = [
         ("grpc.enable_http_proxy", 0),
         ("grpc.http_connect_server", route.target.authority),
@@ -162,7 +172,46 @@ def dial(
     if tls:
         ours.append(("grpc.ssl_target_name_override", route.target.host))
     # gRPC keeps the last value of a repeated channel argument: the caller's win.
-    return route.proxy.authority, [*ours, *given]
+    return route.proxy.authority, [*ours, *given], route
+
+
+# The route of each channel built here, for route_for() (a channel keeps no such thing).
+_routes: weakref.WeakKeyDictionary[Any, Route | None] = weakref.WeakKeyDictionary()
+
+
+def _remember(channel: Any, route: Route | None) -> Any:
+    _routes[channel] = route
+    return channel
+
+
+def route_for(channel: Any) -> Route | None:
+    """Return the :class:`~carto_proxy.Route` *channel* follows; no observer hears about it.
+
+    ``None`` for a Unix-socket or vsock target, which never uses a proxy.
+
+    >>> from carto_proxy import ProxyConfig
+    >>> config = ProxyConfig.from_env(environ={"grpc_proxy": "http://my-proxy:3128"})
+    >>> str(route_for(insecure_channel(config, "bigquerystorage.googleapis.com:443")))
+    'PROXY grpc://bigquerystorage.googleapis.com:443 via http://my-proxy:3128 (proxy)'
+
+    Args:
+        channel: a channel from :func:`secure_channel`, :func:`insecure_channel` or their
+            ``aio`` variants.
+
+    Raises:
+        TypeError: *channel* was not built by carto_proxy.
+    """
+    try:
+        ours = channel in _routes
+    except TypeError:  # not even weakly referenceable: certainly not ours
+        ours = False
+    if not ours:
+        raise TypeError(
+            "route_for() needs a channel built by carto_proxy.adapters.grpc (secure_channel(), "
+            f"insecure_channel() or their aio variants), not this {type(channel).__name__}: "
+            "its route is not known"
+        )
+    return _routes[channel]
 
 
 def secure_channel(
@@ -185,10 +234,10 @@ def secure_channel(
         ConfigError: *options* would bypass the routing (see :func:`dial`).
     """
     config = resolve_config(config)
-    address, args = dial(config, target, options, tls=True)
+    address, args, route = _dial(config, target, options, tls=True)
     if credentials is None:
         credentials = ssl_credentials(config)
-    return grpc.secure_channel(address, credentials, options=args, **kwargs)
+    return _remember(grpc.secure_channel(address, credentials, options=args, **kwargs), route)
 
 
 def insecure_channel(
@@ -198,8 +247,8 @@ def insecure_channel(
 
     A proxied plaintext channel still goes through ``CONNECT``, as gRPC does.
     """
-    address, args = dial(config, target, options, tls=False)
-    return grpc.insecure_channel(address, options=args, **kwargs)
+    address, args, route = _dial(resolve_config(config), target, options, tls=False)
+    return _remember(grpc.insecure_channel(address, options=args, **kwargs), route)
 
 
 def aio_secure_channel(
@@ -214,22 +263,22 @@ def aio_secure_channel(
     ``**kwargs`` go to :func:`grpc.aio.secure_channel` (``compression``, ``interceptors``).
     """
     config = resolve_config(config)
-    address, args = dial(config, target, options, tls=True)
+    address, args, route = _dial(config, target, options, tls=True)
     if credentials is None:
         credentials = ssl_credentials(config)
-    return grpc.aio.secure_channel(address, credentials, options=args, **kwargs)
+    return _remember(grpc.aio.secure_channel(address, credentials, options=args, **kwargs), route)
 
 
 def aio_insecure_channel(
     config: ProxyConfig | None, target: str, options: ChannelOptions = (), **kwargs: Any
 ) -> Any:
     """Return a plaintext ``grpc.aio.Channel``; see :func:`insecure_channel`."""
-    address, args = dial(config, target, options, tls=False)
-    return grpc.aio.insecure_channel(address, options=args, **kwargs)
+    address, args, route = _dial(resolve_config(config), target, options, tls=False)
+    return _remember(grpc.aio.insecure_channel(address, options=args, **kwargs), route)
 
 
 def _route(config: ProxyConfig, target: str) -> Route | None:
     """Route a gRPC target; ``None`` for Unix-socket and vsock targets, which stay local."""
     if target.strip().lower().startswith(_LOCAL_SCHEMES):
         return None
-    return report_route(config, target, protocol=Protocol.GRPC)
+    return report_route(config, target, adapter="grpc", protocol=Protocol.GRPC)

@@ -28,6 +28,7 @@ False
 from __future__ import annotations
 
 import ssl
+import weakref
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -36,7 +37,9 @@ from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
 from carto_proxy.adapters._common import (
     InnerClients,
+    explain,
     import_extra,
+    mark_hop,
     refusal,
     refuse_arguments,
     report_route,
@@ -54,6 +57,7 @@ __all__ = [
     "async_client",
     "async_transport",
     "client",
+    "route_for",
     "transport",
 ]
 
@@ -87,10 +91,7 @@ def _origin(url: httpx.URL) -> str:
 
 def _explain(error: httpx.TransportError, route: Route) -> httpx.TransportError:
     """The same kind of error, saying which route carto_proxy took and why."""
-    via = f"through the proxy {route.proxy} ({route.variable})" if route.proxy else "directly"
-    text = str(error) or type(error).__name__
-    message = f"{text} [carto_proxy: {route.target} {via}, rule {route.rule}]"
-    return type(error)(message)
+    return type(error)(explain(str(error) or type(error).__name__, route))
 
 
 class _Router(Generic[_T]):
@@ -104,8 +105,19 @@ class _Router(Generic[_T]):
         self._inner = InnerClients(config, make)
 
     def route(self, request: httpx.Request) -> Route:
-        """Decide how *request* is sent (and report the decision to route observers)."""
-        return report_route(self.carto_proxy_config, _origin(request.url))
+        """Return the route *request* would take; nothing is sent, no observer is told."""
+        return self.carto_proxy_config.route(_origin(request.url))
+
+    def _decide(self, request: httpx.Request) -> Route:
+        """Route *request*, about to be sent, and publish the decision."""
+        return report_route(
+            self.carto_proxy_config,
+            _origin(request.url),
+            adapter="httpx",
+            method=request.method,
+            url=request.url,
+            hop=lambda: mark_hop(request.extensions, request),
+        )
 
 
 class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
@@ -117,7 +129,7 @@ class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the transport its route selects."""
-        route = self.route(request)
+        route = self._decide(request)
         try:
             return self._inner.pick(route).handle_request(request)
         except httpx.TransportError as error:
@@ -134,7 +146,7 @@ class AsyncRoutingTransport(_Router[httpx.AsyncBaseTransport], httpx.AsyncBaseTr
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the transport its route selects."""
-        route = self.route(request)
+        route = self._decide(request)
         try:
             return await self._inner.pick(route).handle_async_request(request)
         except httpx.TransportError as error:
@@ -250,7 +262,10 @@ def client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Client:
     config = resolve_config(config)
     origin, options = _transport_options(config, kwargs, "client")
     make = _inner_transports(httpx.HTTPTransport, config, origin, **options)
-    return httpx.Client(transport=RoutingTransport(config, make), trust_env=False, **kwargs)
+    router = RoutingTransport(config, make)
+    built = httpx.Client(transport=router, trust_env=False, **kwargs)
+    _routers[built] = router
+    return built
 
 
 def async_client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.AsyncClient:
@@ -258,9 +273,54 @@ def async_client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Asyn
     config = resolve_config(config)
     origin, options = _transport_options(config, kwargs, "async_client")
     make = _inner_transports(httpx.AsyncHTTPTransport, config, origin, **options)
-    return httpx.AsyncClient(
-        transport=AsyncRoutingTransport(config, make), trust_env=False, **kwargs
-    )
+    router = AsyncRoutingTransport(config, make)
+    built = httpx.AsyncClient(transport=router, trust_env=False, **kwargs)
+    _routers[built] = router
+    return built
+
+
+# The routing transport of each client built here (httpx keeps its transport private).
+_routers: weakref.WeakKeyDictionary[httpx.Client | httpx.AsyncClient, _Router[Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def route_for(
+    client: httpx.Client | httpx.AsyncClient | RoutingTransport | AsyncRoutingTransport,
+    url: str | httpx.URL,
+) -> Route:
+    """Return the :class:`~carto_proxy.Route` *client* would give a request to *url*.
+
+    Nothing is sent and no observer or log hears about it. A relative *url* is joined to the
+    client's ``base_url``, as a request would be.
+
+    >>> from carto_proxy import ProxyConfig
+    >>> config = ProxyConfig.from_env(environ={"https_proxy": "http://proxy.internal:3128"})
+    >>> str(route_for(client(config), "https://api.example.com/v1"))
+    'PROXY https://api.example.com:443 via http://proxy.internal:3128 (proxy)'
+
+    Args:
+        client: a client from :func:`client` or :func:`async_client`, or a transport from
+            :func:`transport` or :func:`async_transport`.
+        url: an absolute URL, or one relative to the client's ``base_url``.
+
+    Raises:
+        TypeError: *client* was not built by carto_proxy.
+        TargetError: *url* cannot be routed.
+    """
+    if isinstance(client, _Router):
+        return client.route(httpx.Request("GET", url))
+    try:
+        router = _routers.get(client)
+    except TypeError:  # not weakly referenceable: not a client at all
+        router = None
+    if router is None:
+        raise TypeError(
+            f"route_for() needs a client built by carto_proxy.adapters.httpx (client() or "
+            f"async_client()) or one of its transports, not this {type(client).__name__}: "
+            "it does not route by a ProxyConfig"
+        )
+    return router.route(client.build_request("GET", url))
 
 
 def _transport_options(

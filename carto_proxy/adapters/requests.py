@@ -30,11 +30,18 @@ False
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Route
-from carto_proxy.adapters._common import import_extra, refusal, report_route, resolve_config
+from carto_proxy.adapters._common import (
+    import_extra,
+    mark_hop,
+    name_route,
+    refusal,
+    report_route,
+    resolve_config,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -46,7 +53,7 @@ else:
 # After requests: a missing requests is reported as the requests extra, not the urllib3 one.
 from carto_proxy.adapters.urllib3 import check_tls_proxy_support, request_origin
 
-__all__ = ["RoutingAdapter", "mount", "session"]
+__all__ = ["RoutingAdapter", "mount", "route_for", "session"]
 
 _SCHEMES = ("http://", "https://")
 _TRUST_FIX = (
@@ -119,8 +126,8 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
         conn.ca_cert_dir = None
 
     def route(self, request: requests.PreparedRequest) -> Route:
-        """Decide how *request* is sent (and report the decision to route observers)."""
-        return report_route(self.carto_proxy_config, request_origin(request.url or ""))
+        """Return the route *request* would take; nothing is sent, no observer is told."""
+        return self.carto_proxy_config.route(request_origin(request.url or ""))
 
     def send(
         self,
@@ -144,15 +151,53 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
                 "this would replace the origin verification carto_proxy configures",
                 _TRUST_FIX,
             )
-        route = self.route(request)
+        route = report_route(
+            self.carto_proxy_config,
+            request_origin(request.url or ""),
+            adapter="requests",
+            method=request.method,
+            url=request.url,
+            hop=lambda: mark_hop(cast("dict[str, Any]", request.hooks), request),
+        )
         # A Proxy-Authorization header can only come from credentials in the ignored
         # Session.proxies (requests adds it on redirects); never send it anywhere
         # (CVE-2023-32681). CARTO's proxies take no credentials.
         request.headers.pop("Proxy-Authorization", None)
         routed = {} if route.proxy is None else {"all": str(route.proxy)}
-        return super().send(
-            request, stream=stream, timeout=timeout, verify=True, cert=cert, proxies=routed
+        try:
+            return super().send(
+                request, stream=stream, timeout=timeout, verify=True, cert=cert, proxies=routed
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            name_route(error, route)
+            raise
+
+
+def route_for(session: requests.Session, url: str) -> Route:
+    """Return the :class:`~carto_proxy.Route` *session* would give a request to *url*.
+
+    Nothing is sent and no observer or log hears about it.
+
+    >>> from carto_proxy import ProxyConfig
+    >>> config = ProxyConfig.from_env(environ={"https_proxy": "http://proxy.internal:3128"})
+    >>> route_for(session(config), "https://api.example.com/v1").action.value
+    'proxy'
+
+    Raises:
+        TypeError: the adapter *session* uses for *url* is not a :class:`RoutingAdapter`
+            (build the session with :func:`session`, or :func:`mount` one).
+        TargetError: *url* cannot be routed.
+    """
+    get_adapter = getattr(session, "get_adapter", None)
+    adapter = get_adapter(url) if callable(get_adapter) else None
+    if not isinstance(adapter, RoutingAdapter):
+        used = type(session if adapter is None else adapter).__name__
+        raise TypeError(
+            "route_for() needs a session whose adapter for this URL is carto_proxy's "
+            f"(carto_proxy.adapters.requests.session() or mount()), not this {used}: it does "
+            "not route by a ProxyConfig"
         )
+    return adapter.carto_proxy_config.route(request_origin(url))
 
 
 def mount(

@@ -169,7 +169,9 @@ def _connect_kwargs(
         adapter="snowflake.connect",
         fix=_FIX,
     )
-    route = report_route(config, account_url(**kwargs), warehouse=Warehouse.SNOWFLAKE)
+    route = report_route(
+        config, account_url(**kwargs), adapter="snowflake", warehouse=Warehouse.SNOWFLAKE
+    )
     params = dict(kwargs)
     close_side_clients(config, params, major=driver_major(), platform_detection=platform_detection)
     proxied = route.action is Action.PROXY and route.proxy is not None

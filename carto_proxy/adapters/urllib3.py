@@ -37,6 +37,7 @@ from carto_proxy._routing import Route
 from carto_proxy.adapters._common import (
     InnerClients,
     import_extra,
+    name_route,
     refusal,
     refuse_arguments,
     report_route,
@@ -53,7 +54,12 @@ else:
     urllib3 = import_extra("urllib3", "urllib3")
     parse_url = import_extra("urllib3.util", "urllib3").parse_url
 
-__all__ = ["RoutingPoolManager", "check_tls_proxy_support", "pool_manager"]
+__all__ = [
+    "RoutingPoolManager",
+    "check_tls_proxy_support",
+    "pool_manager",
+    "route_for",
+]
 
 # urllib3 2.8 verifies the hop to an https:// proxy with proxy_ssl_context alone; before it, the
 # origin's cert_reqs leaked into the proxy hop (urllib3/urllib3#3472, fixed by #5093), which
@@ -155,17 +161,30 @@ class RoutingPoolManager(urllib3.PoolManager):
         return _ProxyManager(self, str(proxy), proxy_ssl_context=context, **self._options)
 
     def route(self, url: str) -> Route:
-        """Decide how *url* is reached (and report the decision to route observers)."""
-        return report_route(self.carto_proxy_config, request_origin(url))
+        """Return the route *url* would take; nothing is sent, no observer is told."""
+        return self.carto_proxy_config.route(request_origin(url))
 
     def urlopen(  # type: ignore[override]
         self, method: str, url: str, redirect: bool = True, **kw: Any
     ) -> BaseHTTPResponse:
         """Route *url* and send the request through the selected inner manager.
 
-        Same as ``PoolManager.urlopen``; every redirect hop is routed again.
+        Same as ``PoolManager.urlopen``; every redirect hop is routed again. urllib3's errors
+        say which route was taken.
         """
-        return self._inner.pick(self.route(url)).send(method, url, redirect, **kw)
+        route = report_route(
+            self.carto_proxy_config,
+            request_origin(url),
+            adapter="urllib3",
+            method=method,
+            url=url,
+            hop=lambda: _hop(kw),
+        )
+        try:
+            return self._inner.pick(route).send(method, url, redirect, **kw)
+        except urllib3.exceptions.HTTPError as error:
+            name_route(error, route)
+            raise
 
     def connection_from_host(
         self,
@@ -181,8 +200,9 @@ class RoutingPoolManager(urllib3.PoolManager):
         """
         scheme = (scheme or "http").lower()
         netloc = f"[{host}]" if host and ":" in host and not host.startswith("[") else host
-        authority = netloc if port is None else f"{netloc}:{port}"
-        manager = self._inner.pick(self.route(f"{scheme}://{authority}"))
+        target = f"{scheme}://{netloc if port is None else f'{netloc}:{port}'}"
+        route = report_route(self.carto_proxy_config, request_origin(target), adapter="urllib3")
+        manager = self._inner.pick(route)
         return manager.connection_from_host(host, port, scheme, pool_kwargs=pool_kwargs)
 
     def clear(self) -> None:
@@ -190,6 +210,36 @@ class RoutingPoolManager(urllib3.PoolManager):
         for manager in self._inner.all():
             manager.clear()
         super().clear()
+
+
+def _hop(kw: Mapping[str, Any]) -> int:
+    """The redirect hop a ``urlopen`` call is: urllib3 follows a redirect by calling
+    ``urlopen`` again with a ``Retry`` whose history holds one entry per redirect so far."""
+    history = getattr(kw.get("retries"), "history", ())
+    return sum(1 for entry in history if entry.redirect_location)
+
+
+def route_for(pool_manager: urllib3.PoolManager, url: str) -> Route:
+    """Return the :class:`~carto_proxy.Route` *pool_manager* would give a request to *url*.
+
+    Nothing is sent and no observer or log hears about it.
+
+    >>> from carto_proxy import ProxyConfig
+    >>> config = ProxyConfig.from_env(environ={"https_proxy": "http://proxy.internal:3128"})
+    >>> route_for(pool_manager(config), "https://api.example.com/v1").action.value
+    'proxy'
+
+    Raises:
+        TypeError: *pool_manager* was not built by :func:`pool_manager`.
+        TargetError: *url* cannot be routed.
+    """
+    if not isinstance(pool_manager, RoutingPoolManager):
+        raise TypeError(
+            "route_for() needs a pool manager built by carto_proxy.adapters.urllib3."
+            f"pool_manager(), not this {type(pool_manager).__name__}: it does not route by a "
+            "ProxyConfig"
+        )
+    return pool_manager.route(url)
 
 
 def pool_manager(config: ProxyConfig | None = None, **kwargs: Any) -> RoutingPoolManager:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from carto_proxy._version import __version__
-from carto_proxy.cli import _check, _demo, _egress, _env, _probe, _route
+from carto_proxy.cli import _audit, _check, _demo, _egress, _env, _probe, _route
 from carto_proxy.cli._shared import (
     EXIT_FINDINGS,
     EXIT_USAGE,
@@ -32,7 +32,7 @@ from carto_proxy.exceptions import ConfigError, MissingExtraError, TargetError
 
 __all__ = ["main"]
 
-_COMMANDS = (_check, _route, _egress, _env, _probe, _demo)
+_COMMANDS = (_check, _route, _egress, _env, _probe, _demo, _audit)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -10,10 +10,16 @@ It patches ``socket.getaddrinfo`` and ``socket.gethostbyname`` (module attribute
 ``socket.create_connection``, urllib3, requests, httpx and asyncio look up at call time). It
 cannot see resolvers written in C that bypass the ``socket`` module, such as gRPC's c-ares
 resolver.
+
+A name it answers or refuses still raises the ``socket.getaddrinfo`` audit event first (PEP
+578), through a numeric-only lookup that never reaches a resolver: audit hooks, such as
+:func:`carto_proxy.audit`'s, see the name the client asked for, not the address it is mapped to.
 """
 
 from __future__ import annotations
 
+import _socket
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -168,6 +174,7 @@ class DirectGuard:
         original = self._saved[0]
         if host is not None:
             text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+            _announce(host, port, family, type, proto)
             mapped = self._mapping_for(text)
             if mapped is not None:
                 ip, new_port = mapped
@@ -177,9 +184,22 @@ class DirectGuard:
 
     def _gethostbyname(self, host: str) -> str:
         assert self._saved is not None
+        _announce(host, None, 0, 0, 0)
         mapped = self._mapping_for(host)
         # The real function even for a mapped name: it refuses an IPv6 address, as it should.
         return self._saved[1](host if mapped is None else mapped[0])  # type: ignore[no-any-return]
+
+
+def _announce(
+    host: bytes | str, port: bytes | str | int | None, family: int, type: int, proto: int
+) -> None:
+    """Raise the ``socket.getaddrinfo`` audit event for *host* without resolving anything.
+
+    The C function raises the event, then fails at once for a name: ``AI_NUMERICHOST``
+    forbids any resolver. What an audit hook raises (a refusal) goes through.
+    """
+    with contextlib.suppress(socket.gaierror):
+        _socket.getaddrinfo(host, port, family, type, proto, socket.AI_NUMERICHOST)
 
 
 def _normalise(name: str) -> str:

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from carto_proxy._observers import observe
+from carto_proxy._observe import RouteEvent, observe
 from carto_proxy._routing import Route
 
 __all__ = ["record_routes"]
@@ -19,15 +19,16 @@ def record_routes() -> Iterator[list[Route]]:
     Every request an adapter sends is routed through one decision, and so is every redirect
     hop; each lands in the yielded list as it is made, from any thread. Nothing reaches the
     network on this account, so a unit test with a mocked transport (respx) can assert which
-    way a request *would* have gone, and why. Decisions made by calling
-    :meth:`ProxyConfig.route <carto_proxy.ProxyConfig.route>` directly are not recorded:
-    they are questions, not connections.
+    way a request *would* have gone, and why. Questions are not recorded: calling
+    :meth:`ProxyConfig.route <carto_proxy.ProxyConfig.route>` or an adapter's ``route_for()``
+    yourself sends nothing. Built on :func:`carto_proxy.observe`, whose
+    :class:`~carto_proxy.RouteEvent` also says which adapter acted, on which URL and hop.
 
     >>> from carto_proxy import ProxyConfig
-    >>> from carto_proxy.adapters._common import report_route
+    >>> from carto_proxy.adapters.urllib3 import pool_manager
     >>> config = ProxyConfig.from_env(environ={"https_proxy": "http://proxy:3128"})
     >>> with record_routes() as routes:
-    ...     _ = report_route(config, "https://api.example.com/v1")
+    ...     _ = pool_manager(config).connection_from_url("https://api.example.com/v1")
     >>> [(route.target.host, route.action.value, route.rule.value) for route in routes]
     [('api.example.com', 'proxy', 'proxy')]
 
@@ -37,9 +38,9 @@ def record_routes() -> Iterator[list[Route]]:
     routes: list[Route] = []
     lock = threading.Lock()
 
-    def append(route: Route) -> None:
+    def append(event: RouteEvent) -> None:
         with lock:
-            routes.append(route)
+            routes.append(event.route)
 
     with observe(append):
         yield routes

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from carto_proxy import Action, ConfigError, MissingExtraError, ProxyConfig, Route, Rule
-from carto_proxy._observers import observe
+from carto_proxy import Action, ConfigError, MissingExtraError, ProxyConfig, Rule
+from carto_proxy.testing import record_routes
 from tests.support.fake_bigquery import (
     ACCESS_TOKEN,
     DATASETS,
@@ -129,8 +129,7 @@ def test_list_datasets_and_query_go_through_squid(
     pki: PKI, squid: Squid, squid_log: SquidLog, api: FakeHTTPServer, proxy: str
 ) -> None:
     config = http_proxy_config(squid, pki) if proxy == "http" else https_proxy_config(squid, pki)
-    seen: list[Route] = []
-    with observe(seen.append), bq_client(config, api) as client:
+    with record_routes() as seen, bq_client(config, api) as client:
         assert [d.dataset_id for d in client.list_datasets()] == list(DATASETS)
         rows = client.query_and_wait("SELECT n, word FROM t")
         # Three rows over two pages: the second page is fetched over REST too.
@@ -348,8 +347,7 @@ def test_https_proxy_makes_read_client_refuse(pki: PKI) -> None:
 
 def test_https_proxy_keeps_bigquery_on_rest(api: FakeHTTPServer) -> None:
     config = config_of(https_proxy="https://localhost:3129")
-    seen: list[Route] = []
-    with observe(seen.append), bq_client(config, api) as client:
+    with record_routes() as seen, bq_client(config, api) as client:
         assert client._ensure_bqstorage_client() is None
         with pytest.raises(ConfigError):
             client._get_shared_bqstorage_client()

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from carto_proxy import Action, ConfigError, ProxyConfig, Route, Rule
-from carto_proxy._observers import observe
+from carto_proxy import Action, ConfigError, ProxyConfig, Rule
+from carto_proxy.testing import record_routes
 from tests.support.names import API_HOST, DENIED_HOST, LOOPBACK
 from tests.support.pki import PKI
 from tests.support.squid import Squid, SquidLog
@@ -70,8 +70,7 @@ def test_channel_options_express_the_route(
 
 
 def test_channel_options_route_https_proxy_with_the_grpc_rule() -> None:
-    seen: list[Route] = []
-    with observe(seen.append):
+    with record_routes() as seen:
         adapter.channel_options(config_of(grpc_proxy="https://p:3129"), "a.example.com:443")
     assert [(r.action, r.rule) for r in seen] == [(Action.DIRECT, Rule.GRPC_HTTPS_UNSUPPORTED)]
     assert seen[0].needs_direct_egress
@@ -131,8 +130,7 @@ def test_dial_direct_target_is_dialled_as_given_with_proxy_lookup_off(
 
 @pytest.mark.parametrize("target", ["unix:/run/app.sock", "unix-abstract:app", "vsock:3:50051"])
 def test_dial_local_socket_targets_are_never_proxied(target: str) -> None:
-    seen: list[Route] = []
-    with observe(seen.append):
+    with record_routes() as seen:
         address, options = adapter.dial(config_of(grpc_proxy=SQUID), target, tls=False)
     assert (address, options, seen) == (target, [("grpc.enable_http_proxy", 0)], [])
 
@@ -154,8 +152,7 @@ def test_options_that_would_bypass_the_routing_are_refused(name: str) -> None:
 
 
 def test_dial_reports_each_decision() -> None:
-    seen: list[Route] = []
-    with observe(seen.append):
+    with record_routes() as seen:
         adapter.dial(config_of(grpc_proxy=SQUID), "a.example.com:443", tls=True)
     assert [(r.action, r.target.authority) for r in seen] == [(Action.PROXY, "a.example.com:443")]
 
@@ -264,8 +261,10 @@ def test_https_proxy_is_bypassed_for_grpc(
         https_proxy=squid.https_url,
         NODE_EXTRA_CA_CERTS=str(pki.bundle_path),
     )
-    seen: list[Route] = []
-    with observe(seen.append), adapter.secure_channel(config, f"localhost:{server.tls_port}") as ch:
+    with (
+        record_routes() as seen,
+        adapter.secure_channel(config, f"localhost:{server.tls_port}") as ch,
+    ):
         assert health_check(ch) == SERVING
     assert [r.rule for r in seen] == [Rule.GRPC_HTTPS_UNSUPPORTED]
     assert_not_proxied(squid, squid_log, "localhost", server.tls_port)

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from carto_proxy import Action, ConfigError, ProxyConfig, Route, Rule
-from carto_proxy._observers import observe
 from carto_proxy.adapters import httpx as carto_httpx
+from carto_proxy.testing import record_routes
 from tests.adapters.http_cases import (
     CONFIG,
     Driver,
@@ -21,6 +21,7 @@ from tests.adapters.http_cases import (
     Reply,
     make_hostile,
 )
+from tests.adapters.observe_cases import ObservedAdapterCases
 
 PLAIN_PROXY = "http://proxy.test:3128"  # CONFIG's HTTPS_PROXY
 TLS_PROXY = "https://tls-proxy.test:3129"
@@ -211,8 +212,7 @@ def test_redirects_are_routed_again_at_every_hop(fakes: list[FakeTransport]) -> 
     proxied.handler = lambda request: httpx.Response(
         302, headers={"Location": "https://direct.test/landed"}
     )
-    routes: list[Route] = []
-    with observe(routes.append):
+    with record_routes() as routes:
         response = client.get("https://api.carto.com/start")
     assert response.json() == {"proxy": None, "url": "https://direct.test/landed"}
     assert [(route.action, route.target.host) for route in routes] == [
@@ -307,3 +307,13 @@ class TestHttpxThroughSquid(HTTPAdapterCases):
     @pytest.fixture(params=[SyncDriver(), AsyncDriver()], ids=["sync", "async"])
     def driver(self, request: pytest.FixtureRequest) -> Driver:
         return request.param  # type: ignore[no-any-return]
+
+
+class TestHttpxObserved(ObservedAdapterCases):
+    @pytest.fixture(params=[SyncDriver(), AsyncDriver()], ids=["sync", "async"])
+    def driver(self, request: pytest.FixtureRequest) -> Driver:
+        return request.param  # type: ignore[no-any-return]
+
+    def route_for(self, fetcher: Fetcher, url: str) -> Route:
+        assert isinstance(fetcher, _SyncFetcher | _AsyncFetcher)
+        return carto_httpx.route_for(fetcher.client, url)

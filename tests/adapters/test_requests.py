@@ -11,8 +11,8 @@ import requests
 import requests.adapters
 import urllib3
 
-from carto_proxy import ConfigError, ProxyConfig
-from carto_proxy.adapters.requests import RoutingAdapter, mount, session
+from carto_proxy import ConfigError, ProxyConfig, Route
+from carto_proxy.adapters.requests import RoutingAdapter, mount, route_for, session
 from tests.adapters.http_cases import (
     CONFIG,
     Driver,
@@ -21,6 +21,7 @@ from tests.adapters.http_cases import (
     Reply,
     make_hostile,
 )
+from tests.adapters.observe_cases import ObservedAdapterCases
 
 TLS_CONFIG = ProxyConfig.from_env(
     environ={"HTTPS_PROXY": "https://tls-proxy.test:3129", "NODE_TLS_REJECT_UNAUTHORIZED": "0"}
@@ -193,3 +194,13 @@ class TestRequestsThroughSquid(HTTPAdapterCases):
     @pytest.fixture
     def driver(self) -> Driver:
         return RequestsDriver()
+
+
+class TestRequestsObserved(ObservedAdapterCases):
+    @pytest.fixture
+    def driver(self) -> Driver:
+        return RequestsDriver()
+
+    def route_for(self, fetcher: Fetcher, url: str) -> Route:
+        assert isinstance(fetcher, _Fetcher)
+        return route_for(fetcher.session, url)

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import certifi
 import pytest
 
-from carto_proxy import Action, ConfigError, ProxyConfig, Route, Rule, TargetError, Warehouse
+from carto_proxy import Action, ConfigError, ProxyConfig, Rule, TargetError, Warehouse
 from carto_proxy._no_proxy import NoProxy
-from carto_proxy._observers import observe
+from carto_proxy.testing import record_routes
 from tests.support.fake_snowflake import (
     ACCOUNT,
     LOGIN_PATH,
@@ -144,8 +144,7 @@ def test_connect_kwargs_refuses_the_classic_driver(driver: int) -> None:
     ],
 )
 def test_direct_route_forces_direct_on_5x(driver: int, environ: dict[str, str], rule: Rule) -> None:
-    seen: list[Route] = []
-    with observe(seen.append):
+    with record_routes() as seen:
         params = driver_params(config_of(**environ), account="xy12345.eu-central-1")
     assert [(r.action, r.rule, r.warehouse) for r in seen] == [
         (Action.DIRECT, rule, Warehouse.SNOWFLAKE)
@@ -166,8 +165,7 @@ def test_direct_route_forces_direct_on_5x(driver: int, environ: dict[str, str], 
 
 def test_host_is_routed_as_snowflake_even_without_a_snowflake_name(driver: int) -> None:
     config = config_of(http_proxy="https://squid.internal:3129")
-    seen: list[Route] = []
-    with observe(seen.append):
+    with record_routes() as seen:
         driver_params(config, account="a", host="localhost", port=1, protocol="http")
     assert [(r.rule, r.target.authority) for r in seen] == [
         (Rule.WAREHOUSE_HTTPS_UNSUPPORTED, "localhost:1")
@@ -347,8 +345,7 @@ def test_https_proxy_login_goes_direct_whatever_the_environment_says(
         https_proxy=squid.https_url,
         NODE_EXTRA_CA_CERTS=str(pki.bundle_path),
     )
-    seen: list[Route] = []
-    with observe(seen.append):
+    with record_routes() as seen:
         assert login(config, fake) == [(1,)]
     assert {r.rule for r in seen} == {Rule.WAREHOUSE_HTTPS_UNSUPPORTED}
     assert_not_proxied(squid, squid_log, "localhost")

@@ -11,13 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carto_proxy import Action, ConfigError, ProxyConfig, Route
-from carto_proxy._observers import observe
 from carto_proxy.adapters.urllib3 import (
     RoutingPoolManager,
     _parse_origin,
     pool_manager,
     request_origin,
 )
+from carto_proxy.adapters.urllib3 import route_for as urllib3_route_for
+from carto_proxy.testing import record_routes
 from tests.adapters.http_cases import (
     CONFIG,
     Driver,
@@ -26,6 +27,7 @@ from tests.adapters.http_cases import (
     Reply,
     make_hostile,
 )
+from tests.adapters.observe_cases import ObservedAdapterCases
 
 
 def tls_config(reject: str = "1") -> ProxyConfig:
@@ -132,8 +134,7 @@ def test_refuses_arguments_that_defeat_the_routing(argument: dict[str, Any]) -> 
 
 
 def test_connection_from_host_is_routed() -> None:
-    routes: list[Route] = []
-    with observe(routes.append):
+    with record_routes() as routes:
         pool = pool_manager(CONFIG).connection_from_host("direct.test", 443, "https")
     assert pool.proxy is None
     assert [(route.action, route.target.authority) for route in routes] == [
@@ -222,3 +223,13 @@ class TestUrllib3ThroughSquid(HTTPAdapterCases):
     @pytest.fixture
     def driver(self) -> Driver:
         return Urllib3Driver()
+
+
+class TestUrllib3Observed(ObservedAdapterCases):
+    @pytest.fixture
+    def driver(self) -> Driver:
+        return Urllib3Driver()
+
+    def route_for(self, fetcher: Fetcher, url: str) -> Route:
+        assert isinstance(fetcher, _Fetcher)
+        return urllib3_route_for(fetcher.manager, url)

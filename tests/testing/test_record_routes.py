@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import doctest
 import threading
+from typing import Any
 
 import pytest
 
-from carto_proxy import Action, Protocol, ProxyConfig, Rule
+from carto_proxy import Action, Protocol, ProxyConfig, Route, Rule
 from carto_proxy.adapters._common import report_route
 from carto_proxy.testing import _records as records_module
 from carto_proxy.testing import record_routes
@@ -21,12 +22,17 @@ CONFIG = ProxyConfig.from_env(
 )
 
 
+def report(target: str, **kwargs: Any) -> Route:
+    """What an adapter does for each request: route it and publish the decision."""
+    return report_route(CONFIG, target, adapter="test", **kwargs)
+
+
 def test_routes_arrive_in_order_with_their_reasons() -> None:
     with record_routes() as routes:
-        report_route(CONFIG, "https://api.example.com/v1")
-        report_route(CONFIG, "https://db.internal/query")
-        report_route(CONFIG, "postgresql://user@warehouse.example:5432/carto")
-        report_route(CONFIG, "bigquerystorage.googleapis.com:443", protocol=Protocol.GRPC)
+        report("https://api.example.com/v1")
+        report("https://db.internal/query")
+        report("postgresql://user@warehouse.example:5432/carto")
+        report("bigquerystorage.googleapis.com:443", protocol=Protocol.GRPC)
     summary = [(r.target.authority, r.action, r.rule, r.matched_entry) for r in routes]
     assert summary == [
         ("api.example.com:443", Action.PROXY, Rule.PROXY, None),
@@ -40,10 +46,10 @@ def test_routes_arrive_in_order_with_their_reasons() -> None:
 
 
 def test_only_decisions_inside_the_block_are_recorded() -> None:
-    report_route(CONFIG, "https://before.example")
+    report("https://before.example")
     with record_routes() as routes:
-        report_route(CONFIG, "https://during.example")
-    report_route(CONFIG, "https://after.example")
+        report("https://during.example")
+    report("https://after.example")
     assert [r.target.host for r in routes] == ["during.example"]
 
 
@@ -57,16 +63,16 @@ def test_repeated_decisions_are_each_recorded() -> None:
     # route() caches; the observer must still see every decision an adapter acts on.
     with record_routes() as routes:
         for _ in range(3):
-            report_route(CONFIG, "https://api.example.com/same")
+            report("https://api.example.com/same")
     assert len(routes) == 3
 
 
 def test_nested_recorders_each_see_their_own_span() -> None:
     with record_routes() as outer:
-        report_route(CONFIG, "https://one.example")
+        report("https://one.example")
         with record_routes() as inner:
-            report_route(CONFIG, "https://two.example")
-        report_route(CONFIG, "https://three.example")
+            report("https://two.example")
+        report("https://three.example")
     assert [r.target.host for r in outer] == ["one.example", "two.example", "three.example"]
     assert [r.target.host for r in inner] == ["two.example"]
 
@@ -74,7 +80,7 @@ def test_nested_recorders_each_see_their_own_span() -> None:
 def test_the_recorder_detaches_when_the_block_raises() -> None:
     with pytest.raises(RuntimeError), record_routes() as routes:
         raise RuntimeError
-    report_route(CONFIG, "https://later.example")
+    report("https://later.example")
     assert routes == []
 
 
@@ -84,7 +90,7 @@ def test_decisions_from_other_threads_are_recorded() -> None:
 
     def work(host: str) -> None:
         barrier.wait(timeout=10)
-        report_route(CONFIG, f"https://{host}/")
+        report(f"https://{host}/")
 
     with record_routes() as routes:
         threads = [threading.Thread(target=work, args=(host,)) for host in hosts]
