@@ -1,7 +1,8 @@
 """check(): every finding about a configuration, each with a stable code.
 
 The findings themselves live by subject: ``_proxies`` (CP1xx), ``_exclusions`` (CP2xx),
-``_trust`` (CP3xx); their codes and severities are in :mod:`carto_proxy._codes`.
+``_metadata`` (CP205), ``_trust`` (CP3xx); their codes and severities are in
+:mod:`carto_proxy._codes`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from carto_proxy.exceptions import ConfigError
 
 from ._diagnostic import Diagnostic, from_error, sort_findings
 from ._exclusions import exclusion_findings
+from ._metadata import metadata_findings
 from ._proxies import proxy_findings, variable_findings
 from ._trust import trust_findings
 
@@ -62,5 +64,6 @@ def diagnose(config: ProxyConfig, errors: Iterable[ConfigError] = ()) -> list[Di
         found += variable_findings(config.sources)
     found += proxy_findings(config)
     found += exclusion_findings(config)
+    found += metadata_findings(config)
     found += trust_findings(config)
     return sort_findings(found)

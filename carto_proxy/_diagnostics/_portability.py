@@ -20,6 +20,7 @@ from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Rule
 
 from ._diagnostic import Diagnostic, finding, sort_findings
+from ._metadata import METADATA_HOSTS
 from ._portability_entries import entry_findings
 from ._portability_variables import variable_findings
 from ._tools import ALL_TOOLS
@@ -27,7 +28,6 @@ from ._tools import ALL_TOOLS
 __all__ = ["lint"]
 
 _CLUSTER_PROBE = "carto-proxy-check.svc.cluster.local"
-_METADATA_HOSTS = ("169.254.169.254", "metadata", "metadata.google.internal")
 
 
 def lint(config: ProxyConfig) -> list[Diagnostic]:
@@ -78,7 +78,7 @@ def _kubernetes(config: ProxyConfig) -> Iterator[Diagnostic]:
             tools=ALL_TOOLS,
         )
     missing = [
-        host for host in _METADATA_HOSTS if config.route(f"http://{host}").rule is not Rule.NO_PROXY
+        host for host in METADATA_HOSTS if config.route(f"http://{host}").rule is not Rule.NO_PROXY
     ]
     if missing:
         yield finding(
