@@ -61,7 +61,8 @@ CODES: dict[str, Code] = {
     "CP202": Code(_W, "Snowflake is not excluded with an HTTPS proxy"),
     "CP203": Code(_I, "NO_PROXY contains *"),
     "CP204": Code(_I, "NO_GRPC_PROXY replaces NO_PROXY for gRPC"),
-    "CP205": Code(_W, "a CIDR block matches more than it says"),
+    "CP205": Code(_W, "the metadata server is not excluded"),
+    "CP206": Code(_W, "a CIDR block matches more than it says"),
     "CP301": Code(_W, "the proxy's certificate is not verified"),
     "CP302": Code(_I, "NODE_TLS_REJECT_UNAUTHORIZED=0 has no effect"),
     "CP303": Code(_I, "the extra CA only verifies origins"),
@@ -71,6 +72,7 @@ CODES: dict[str, Code] = {
     "CP307": Code(_I, "the CA file is checked elsewhere"),
     "CP400": Code(_E, "an adapter argument would bypass the routing"),
     "CP401": Code(_E, "urllib3 is too old for an HTTPS proxy"),
+    "CP402": Code(_E, "a driver's own client would not follow the route"),
     "CP501": Code(_W, "*.example.com entry", "cli"),
     "CP502": Code(_I, ".example.com entry and the domain itself", "cli"),
     "CP503": Code(_I, "example.com entry and subdomains", "cli"),
@@ -86,7 +88,6 @@ CODES: dict[str, Code] = {
     "CP523": Code(_W, "spaces around a proxy URL", "cli"),
     "CP525": Code(_W, "https:// proxy", "cli"),
     "CP530": Code(_W, ".svc.cluster.local not excluded", "cli"),
-    "CP531": Code(_I, "GKE metadata server not excluded", "cli"),
     "CP532": Code(_I, "localhost not excluded", "cli"),
 }
 """Every code, in order."""

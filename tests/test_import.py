@@ -8,7 +8,19 @@ import sys
 
 import pytest
 
-HEAVY = ["httpx", "urllib3", "requests", "grpc", "google", "snowflake", "yaml", "trustme"]
+HEAVY = [
+    "httpx",
+    "urllib3",
+    "requests",
+    "grpc",
+    "google",
+    "snowflake",
+    "yaml",
+    "trustme",
+    "pandas",
+    "pandas_gbq",
+    "sqlalchemy",
+]
 
 
 def test_import_loads_no_client_library() -> None:

@@ -1,7 +1,8 @@
 """check(): every finding about a configuration, each with a stable code.
 
 The findings themselves live by subject: ``_proxies`` (CP1xx), ``_exclusions`` (CP2xx),
-``_trust`` (CP3xx); their codes and severities are in :mod:`carto_proxy._codes`.
+``_metadata`` (CP205), ``_trust`` (CP3xx); their codes and severities are in
+:mod:`carto_proxy._codes`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from carto_proxy.exceptions import ConfigError
 
 from ._diagnostic import Diagnostic, from_error, sort_findings
 from ._exclusions import exclusion_findings
+from ._metadata import metadata_findings
 from ._proxies import losing_case_findings, proxy_findings, variable_findings
 from ._trust import trust_findings
 
@@ -74,5 +76,6 @@ def diagnose(
         found += losing_case_findings(config.sources)
     found += proxy_findings(config, errors)
     found += exclusion_findings(config)
+    found += metadata_findings(config)
     found += trust_findings(config, ca=ca)
     return sort_findings(found)

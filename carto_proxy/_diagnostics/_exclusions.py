@@ -92,5 +92,5 @@ def _wide_block(
     else:
         return
     yield finding(
-        "CP205", variable, f"the CIDR entry {entry!r} matches {meaning}.", fix, entry=entry
+        "CP206", variable, f"the CIDR entry {entry!r} matches {meaning}.", fix, entry=entry
     )

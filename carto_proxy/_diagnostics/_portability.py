@@ -27,7 +27,6 @@ from ._tools import ALL_TOOLS
 __all__ = ["lint"]
 
 _CLUSTER_PROBE = "carto-proxy-check.svc.cluster.local"
-_METADATA_HOSTS = ("169.254.169.254", "metadata", "metadata.google.internal")
 
 
 def lint(config: ProxyConfig) -> list[Diagnostic]:
@@ -77,19 +76,7 @@ def _kubernetes(config: ProxyConfig) -> Iterator[Diagnostic]:
             "kubernetes service's ClusterIP)",
             tools=ALL_TOOLS,
         )
-    missing = [
-        host for host in _METADATA_HOSTS if config.route(f"http://{host}").rule is not Rule.NO_PROXY
-    ]
-    if missing:
-        yield finding(
-            "CP531",
-            variable,
-            f"the GKE metadata server ({', '.join(missing)}) is not excluded: on GKE with "
-            "Workload Identity, credentials come from it and must not go through the proxy.",
-            "add 169.254.169.254,metadata,metadata.google.internal to "
-            "externalProxy.excludedDomains when running on GKE",
-            tools=ALL_TOOLS,
-        )
+    # The metadata server is check()'s finding (CP205); the lint does not repeat it.
     if config.route("http://localhost").rule is not Rule.NO_PROXY:
         yield finding(
             "CP532",

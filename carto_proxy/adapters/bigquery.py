@@ -6,7 +6,11 @@ Three paths leave a BigQuery client, and by default each picks its own proxy:
   :mod:`carto_proxy.adapters.requests` (routing, proxy-hop TLS, CA bundle).
 * Token refresh (``oauth2.googleapis.com``, the metadata server…): google-auth refreshes with a
   ``requests.Session`` of its own that reads only the environment (googleapis/nodejs-bigquery#1021
-  is the same trap in Node). Both clients pass a routed session as ``auth_request``.
+  is the same trap in Node). Both clients pass a routed session as ``auth_request``. The
+  metadata-server side calls google-auth and google-cloud-core make with environment-only
+  requests are made routed too: Compute Engine credentials' ``universe_domain`` lookup (which
+  ``bigquery.Client`` triggers) and the project discovery of ``credentials=`` without
+  ``project=``.
 * The Storage Read API (gRPC, ``bigquerystorage.googleapis.com:443``): BigQuery creates Storage
   clients with default channels, which read only the environment (googleapis/python-bigquery
   #1370). :func:`read_client` builds one on :func:`carto_proxy.adapters.grpc.secure_channel`,
@@ -43,6 +47,9 @@ google_auth = import_extra("google.auth", "bigquery")
 ga_credentials = import_extra("google.auth.credentials", "bigquery")
 auth_requests = import_extra("google.auth.transport.requests", "bigquery")
 client_options_lib = import_extra("google.api_core.client_options", "bigquery")
+compute_engine = import_extra("google.auth.compute_engine", "bigquery")
+# google-auth's metadata-server client: the one lookup its credentials make unrouted.
+gce_metadata = import_extra("google.auth.compute_engine._metadata", "bigquery")
 
 __all__ = ["STORAGE_HOST", "auth_request", "client", "read_client"]
 
@@ -101,6 +108,7 @@ def client(
             scopes=bigquery.Client.SCOPE, request=request
         )
         project = project or default_project
+    credentials = _with_universe_domain(credentials, request)
     return _client_class()(
         project=project,
         credentials=credentials,
@@ -157,12 +165,28 @@ def read_client(
             default_scopes=storage.BigQueryReadClient.get_transport_class("grpc").AUTH_SCOPES,
             request=request,
         )
+    credentials = _with_universe_domain(credentials, request)
     transport = functools.partial(
         _transport, storage, config, request, (*_KEEPALIVE, *channel_options)
     )
     return storage.BigQueryReadClient(
         credentials=credentials, client_options=options, transport=transport, **kwargs
     )
+
+
+def _with_universe_domain(credentials: Any, request: Any) -> Any:
+    """Return *credentials* with their universe domain known, looked up with *request*.
+
+    Compute Engine credentials fetch it from the metadata server the first time it is read,
+    with an environment-only request of their own (google-auth ``compute_engine/credentials.py``);
+    ``bigquery.Client`` and the Storage client read it when they are built. Other credentials
+    know it already and are returned as they are.
+    """
+    if not isinstance(credentials, compute_engine.Credentials) or getattr(
+        credentials, "_universe_domain_cached", True
+    ):
+        return credentials
+    return credentials.with_universe_domain(gce_metadata.get_universe_domain(request))
 
 
 def storage_route(config: ProxyConfig, endpoint: str) -> Route:
@@ -261,6 +285,13 @@ def _client_class() -> type[Any]:
             self._carto_proxy_auth_request = carto_proxy_auth_request
             self._carto_proxy_allow_direct = carto_proxy_allow_direct
             super().__init__(*args, **kwargs)
+
+        def _determine_default(self, project: str | None) -> str | None:
+            # google-cloud-core finds the project of credentials= without project= with
+            # google.auth.default(), whose metadata-server calls read only the environment.
+            if project is None:
+                _, project = google_auth.default(request=self._carto_proxy_auth_request)
+            return project
 
         @property
         def _http(self) -> Any:

@@ -2,24 +2,26 @@
 
 CARTO's rule: Snowflake works through an ``http://`` proxy; with an ``https://`` proxy it must
 go direct (the classic driver cannot tunnel TLS inside TLS, snowflake-connector-python#2356).
-The account host is routed once, with ``warehouse=Warehouse.SNOWFLAKE``, and the decision is
-handed to the driver as explicit parameters:
+Every connection a driver opens (the account host, result chunks and stage files on cloud
+storage, OCSP and CRL servers) is routed as Snowflake traffic, ``warehouse=Warehouse.SNOWFLAKE``:
 
-* **5.x** (the Rust-core "universal" driver): ``proxy_host``/``proxy_port`` when proxied,
-  ``use_proxy_env=False`` and ``proxy=""`` when direct. An explicit proxy makes the driver ignore
-  the environment's ``NO_PROXY``, so the configuration's NO_PROXY is passed as ``no_proxy`` in
-  the driver's own form. Trust is ``custom_root_store_path``: certifi's roots plus
-  ``NODE_EXTRA_CA_CERTS`` (it replaces the driver's roots, so ``SSL_CERT_FILE`` is not read).
-  These parameters alone are immune to the environment.
+* **5.x** (the Rust-core "universal" driver): the account host's route becomes explicit
+  parameters, ``proxy_host``/``proxy_port`` when proxied, ``use_proxy_env=False`` and
+  ``proxy=""`` when direct. An explicit proxy makes the driver ignore the environment's
+  ``NO_PROXY``, so the configuration's NO_PROXY is passed as ``no_proxy`` in the driver's own
+  form. Trust is ``custom_root_store_path``: certifi's roots plus ``NODE_EXTRA_CA_CERTS`` (it
+  replaces the driver's roots, so ``SSL_CERT_FILE`` is not read). Result batches handed to
+  other processes download through the routing too (see ``_snowflake_batches``).
 * **4.x** (the classic driver, vendored requests): environment proxies always win over its
   ``proxy_*`` parameters, and it has no CA parameter. :func:`connect` therefore mounts a
-  routing adapter on every session of the connection: each request (login, queries, result
-  chunks, OCSP) is routed by the configuration, whatever the environment holds, and verified
-  with the configuration's CA bundle. :func:`connect_kwargs` alone is *not* environment-proof
-  on 4.x.
+  routing adapter on every session of the connection (login, queries, result chunks, stage
+  transfers, OCSP, CRL), verified with the configuration's CA bundle; :func:`connect_kwargs`
+  cannot do that and refuses.
 
-Both drivers probe cloud metadata servers at login (``169.254.169.254``,
-``metadata.google.internal``); only ``SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true`` stops that.
+Both drivers also have HTTP clients of their own that no parameter routes (platform
+detection's metadata-server probes; 5.x's CRL downloads): platform detection is off unless
+``platform_detection=True``, and a driver client that would not follow the route is refused
+with a :class:`~carto_proxy.ConfigError` (``CP402``). See ``_snowflake_side_clients``.
 """
 
 from __future__ import annotations
@@ -33,15 +35,24 @@ from carto_proxy._routing import Action, Route
 from carto_proxy._warehouses import Warehouse
 from carto_proxy.adapters._common import (
     import_extra,
+    refusal,
     refuse_arguments,
     report_route,
     resolve_config,
 )
-from carto_proxy.exceptions import TargetError
+from carto_proxy.adapters._snowflake_side_clients import close_side_clients
+from carto_proxy.exceptions import ConfigError, TargetError
 
 snowflake_connector = import_extra("snowflake.connector", "snowflake")
 
-__all__ = ["account_url", "connect", "connect_kwargs", "driver_major", "no_proxy_value"]
+__all__ = [
+    "account_url",
+    "connect",
+    "connect_kwargs",
+    "create_engine",
+    "driver_major",
+    "no_proxy_value",
+]
 
 _SNOWFLAKE_DOMAIN = ".snowflakecomputing.com"
 # Parameters that would let the driver pick its own proxy, or stop verifying certificates.
@@ -110,26 +121,46 @@ def no_proxy_value(no_proxy: NoProxy) -> str:
     return ",".join(no_proxy.any_port_entries())
 
 
-def connect_kwargs(config: ProxyConfig | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Return ``snowflake.connector.connect`` parameters carrying the route of the account host.
+def connect_kwargs(
+    config: ProxyConfig | None = None, *, platform_detection: bool = False, **kwargs: Any
+) -> dict[str, Any]:
+    """Return ``snowflake.connector.connect`` parameters that route every connection (5.x).
 
     The account host (``host=`` when given, else the account URL) is routed with
-    ``warehouse=Warehouse.SNOWFLAKE``. See the module docstring for what each driver line
-    receives; on 4.x prefer :func:`connect`, which is immune to environment proxies.
+    ``warehouse=Warehouse.SNOWFLAKE``; see the module docstring for what the driver receives.
+    For ``snowflake.connector.aio.connect(**connect_kwargs(...))`` and other callers of the
+    driver's own ``connect``. As :func:`connect` does, it turns platform detection off, which
+    on 5.x means setting ``SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true`` in the process
+    environment (the driver's only switch; it reads it at the first login of the process).
 
     Args:
         config: the configuration; ``None`` reads :meth:`ProxyConfig.from_env`.
+        platform_detection: let the driver probe the cloud metadata servers at login.
         **kwargs: the driver's own parameters (``account``, ``user``, ``host``…), returned
             with the routing parameters added.
 
     Raises:
-        ConfigError: *kwargs* hold a proxy or certificate-verification parameter.
+        ConfigError: *kwargs* hold a proxy or certificate-verification parameter (``CP400``);
+            the driver is 4.x, whose environment proxies win over any parameter (use
+            :func:`connect`); a driver's own client would not follow the route (``CP402``).
         TargetError: neither ``account`` nor ``host`` is given.
     """
-    return _connect_kwargs(resolve_config(config), kwargs)[0]
+    if driver_major() < 5:
+        raise ConfigError(
+            "snowflake.connect_kwargs() with snowflake-connector-python 4.x",
+            None,
+            "the classic driver lets the environment's proxy variables win over its proxy "
+            "parameters, so these parameters cannot route its connections",
+            "use carto_proxy.adapters.snowflake.connect() (or create_engine() for SQLAlchemy), "
+            "which routes each request of the connection itself",
+            code="CP402",
+        )
+    return _connect_kwargs(resolve_config(config), kwargs, platform_detection)[0]
 
 
-def _connect_kwargs(config: ProxyConfig, kwargs: dict[str, Any]) -> tuple[dict[str, Any], Route]:
+def _connect_kwargs(
+    config: ProxyConfig, kwargs: dict[str, Any], platform_detection: bool
+) -> tuple[dict[str, Any], Route]:
     refuse_arguments(kwargs, _REFUSED, adapter="snowflake.connect", fix=_FIX)
     # Only False defeats verification; True (the default) is harmless.
     refuse_arguments(
@@ -142,6 +173,7 @@ def _connect_kwargs(config: ProxyConfig, kwargs: dict[str, Any]) -> tuple[dict[s
         config, account_url(**kwargs), adapter="snowflake", warehouse=Warehouse.SNOWFLAKE
     )
     params = dict(kwargs)
+    close_side_clients(config, params, major=driver_major(), platform_detection=platform_detection)
     proxied = route.action is Action.PROXY and route.proxy is not None
     if driver_major() >= 5:
         if proxied and route.proxy is not None:
@@ -166,87 +198,76 @@ def _connect_kwargs(config: ProxyConfig, kwargs: dict[str, Any]) -> tuple[dict[s
     return params, route
 
 
-def connect(config: ProxyConfig | None = None, **kwargs: Any) -> Any:
-    """Open a Snowflake connection whose every request follows the configuration.
+def connect(
+    config: ProxyConfig | None = None, *, platform_detection: bool = False, **kwargs: Any
+) -> Any:
+    """Open a Snowflake connection whose every connection follows the configuration.
 
-    On 5.x this is ``snowflake.connector.connect(**connect_kwargs(config, **kwargs))``. On 4.x
-    the connection also routes each of its requests itself (environment proxies win over the
-    classic driver's parameters) and verifies TLS with the configuration's CA bundle.
+    On 5.x the driver gets the routing parameters of :func:`connect_kwargs`, and its result
+    batches stay routed when fetched in another process. On 4.x the connection routes each of
+    its requests itself (environment proxies win over the classic driver's parameters) and
+    verifies TLS with the configuration's CA bundle; its result batches pickle with the routing.
 
     >>> conn = connect(account="xy12345.eu-central-1", user="me", password="…")  # doctest: +SKIP
 
+    Args:
+        config: the configuration; ``None`` reads :meth:`ProxyConfig.from_env`.
+        platform_detection: let the driver probe the cloud metadata servers at login
+            (``169.254.169.254``, ``metadata.google.internal``, AWS STS). Off by default: the
+            probes use clients of the driver's own that follow the process environment, so
+            opting in is refused unless the environment would send them where the route says.
+        **kwargs: the driver's own parameters (``account``, ``user``, ``password``, ``host``…).
+
     Raises:
-        ConfigError: *kwargs* hold a proxy or certificate-verification parameter.
+        ConfigError: *kwargs* hold a proxy or certificate-verification parameter (``CP400``),
+            or a driver's own client would not follow the route (``CP402``).
         TargetError: neither ``account`` nor ``host`` is given.
     """
     config = resolve_config(config)
-    params, _ = _connect_kwargs(config, kwargs)
+    params, _ = _connect_kwargs(config, kwargs, platform_detection)
     if driver_major() >= 5:
-        return snowflake_connector.connect(**params)
-    return _classic_connection_class()(config, **params)
+        from carto_proxy.adapters._snowflake_batches import RoutedConnection
+
+        return RoutedConnection(config, **params)
+    from carto_proxy.adapters._snowflake_classic import RoutedSnowflakeConnection
+
+    return RoutedSnowflakeConnection(config, **params)
 
 
-@functools.cache
-def _classic_connection_class() -> type[Any]:
-    """Build the 4.x connection class that installs the routing adapter on its sessions."""
-    connection = import_extra("snowflake.connector.connection", "snowflake")
-    session_manager = import_extra("snowflake.connector.session_manager", "snowflake")
-    base_adapter: type[Any] = session_manager.ProxySupportAdapter
+def create_engine(url: Any, *, config: ProxyConfig | None = None, **kwargs: Any) -> Any:
+    """Return a SQLAlchemy engine (snowflake-sqlalchemy) whose connections follow *config*.
 
-    class RoutingAdapter(base_adapter):  # type: ignore[misc]
-        """Route every request by the configuration; ignore the proxies requests merged.
+    The engine's pool opens each connection with :func:`connect`, with the parameters
+    SQLAlchemy takes from *url* and ``connect_args``, on both driver lines.
 
-        The vendored requests merges environment proxies over the session's (``trust_env``),
-        so the ``proxies`` handed to :meth:`send` cannot be trusted: they are replaced by the
-        route of the request's URL, and ``verify`` by the configuration's CA bundle.
-        """
+    >>> engine = create_engine("snowflake://me:pw@xy12345.eu-central-1/db")  # doctest: +SKIP
 
-        def __init__(self, config: ProxyConfig, **kwargs: Any) -> None:
-            self._carto_config = config
-            super().__init__(**kwargs)
+    Args:
+        url: a ``snowflake://`` URL (a string or ``sqlalchemy.engine.URL``).
+        config: the configuration; ``None`` reads :meth:`ProxyConfig.from_env`.
+        **kwargs: ``sqlalchemy.create_engine`` arguments; ``connect_args`` may also hold
+            ``platform_detection``. ``creator`` is refused: it would open the connections.
 
-        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-            route = report_route(
-                self._carto_config,
-                request.url,
-                adapter="snowflake",
-                method=request.method,
-                warehouse=Warehouse.SNOWFLAKE,
-            )
-            scheme = str(request.url).partition(":")[0].lower()
-            proxied = route.action is Action.PROXY and route.proxy is not None
-            kwargs["proxies"] = {scheme: str(route.proxy)} if proxied else {}
-            if kwargs.get("verify", True) is not False:
-                kwargs["verify"] = self._carto_config.ca_bundle_path()
-            return super().send(request, *args, **kwargs)
+    Raises:
+        ConfigError: ``creator`` is given, or ``connect_args`` holds a proxy or
+            certificate-verification parameter (raised at the first connection).
+        MissingExtraError: SQLAlchemy or snowflake-sqlalchemy is missing.
+    """
+    sqlalchemy = import_extra("sqlalchemy", "snowflake-sqlalchemy")
+    import_extra("snowflake.sqlalchemy", "snowflake-sqlalchemy")
+    if "creator" in kwargs:
+        raise refusal(
+            "snowflake.create_engine(creator=...)",
+            "a creator opens the engine's connections itself, behind carto_proxy's routing",
+            "remove it: the engine opens each connection with carto_proxy.adapters."
+            "snowflake.connect()",
+        )
+    config = resolve_config(config)
+    engine = sqlalchemy.create_engine(url, **kwargs)
 
-    class RoutingAdapterFactory(session_manager.AdapterFactory):  # type: ignore[misc, name-defined]
-        def __init__(self, config: ProxyConfig) -> None:
-            self._config = config
+    def routed_connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        # SQLAlchemy's documented hook to open a DB-API connection in place of the dialect.
+        return connect(config, **cparams)
 
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            return RoutingAdapter(self._config, *args, **kwargs)
-
-    base_connection: type[Any] = connection.SnowflakeConnection
-
-    class RoutedSnowflakeConnection(base_connection):  # type: ignore[misc]
-        """A 4.x connection whose HTTP configuration always carries the routing adapter."""
-
-        def __init__(self, config: ProxyConfig, **kwargs: Any) -> None:
-            # Set before the base __init__, which connects straight away.
-            self.__dict__["_carto_factory"] = RoutingAdapterFactory(config)
-            super().__init__(**kwargs)
-
-        @property
-        def _http_config(self) -> Any:
-            return self.__dict__.get("_carto_http_config")
-
-        @_http_config.setter
-        def _http_config(self, value: Any) -> None:
-            # connect() builds HttpConfig(adapter_factory=ProxySupportAdapterFactory(), ...) and
-            # hands it to the session manager right away: swap the factory as it is stored.
-            if value is not None:
-                value = value.copy_with(adapter_factory=self.__dict__["_carto_factory"])
-            self.__dict__["_carto_http_config"] = value
-
-    return RoutedSnowflakeConnection
+    sqlalchemy.event.listen(engine, "do_connect", routed_connect)
+    return engine

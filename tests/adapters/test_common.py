@@ -19,6 +19,7 @@ from carto_proxy import MissingExtraError
         ("grpc", "grpc", "grpc"),
         ("bigquery", "google.cloud.bigquery", "bigquery"),
         ("snowflake", "snowflake.connector", "snowflake"),
+        ("pandas_gbq", "pandas_gbq", "pandas-gbq"),
     ],
 )
 def test_missing_library_names_the_extra(

@@ -47,6 +47,11 @@ def config_of(**environ: str) -> ProxyConfig:
     return ProxyConfig.from_env(environ=environ)
 
 
+def driver_params(config: ProxyConfig, **kwargs: Any) -> dict[str, Any]:
+    """The parameters connect() hands the driver: connect_kwargs() on 5.x, and on 4.x too."""
+    return adapter._connect_kwargs(config, kwargs, False)[0]
+
+
 @pytest.fixture(params=[4, 5], ids=["driver4", "driver5"])
 def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
     """Pretend the given driver line is installed (parameter building only)."""
@@ -99,7 +104,7 @@ def test_no_proxy_value_is_the_drivers_form(no_proxy: str, value: str) -> None:
 
 def test_http_proxy_becomes_explicit_parameters(driver: int) -> None:
     config = config_of(https_proxy=SQUID, no_proxy="localhost,.internal")
-    params = adapter.connect_kwargs(config, account="xy12345.eu-central-1", user="me")
+    params = driver_params(config, account="xy12345.eu-central-1", user="me")
     expected: dict[str, Any] = {
         "account": "xy12345.eu-central-1",
         "user": "me",
@@ -113,9 +118,20 @@ def test_http_proxy_becomes_explicit_parameters(driver: int) -> None:
             "use_proxy_env": False,
             "custom_root_store_path": certifi.where(),
         }
-    else:
-        expected |= {"proxy_port": "3128"}
+    else:  # and platform detection off (a 4.x connection parameter)
+        expected |= {"proxy_port": "3128", "platform_detection_timeout_seconds": 0.0}
     assert params == expected
+
+
+def test_connect_kwargs_refuses_the_classic_driver(driver: int) -> None:
+    config = config_of(https_proxy=SQUID)
+    if driver == 5:
+        assert adapter.connect_kwargs(config, account="a")["proxy_host"] == "squid.internal"
+        return
+    with pytest.raises(ConfigError) as caught:
+        adapter.connect_kwargs(config, account="a")
+    assert caught.value.code == "CP402"
+    assert "connect()" in caught.value.fix
 
 
 @pytest.mark.parametrize(
@@ -129,7 +145,7 @@ def test_http_proxy_becomes_explicit_parameters(driver: int) -> None:
 )
 def test_direct_route_forces_direct_on_5x(driver: int, environ: dict[str, str], rule: Rule) -> None:
     with record_routes() as seen:
-        params = adapter.connect_kwargs(config_of(**environ), account="xy12345.eu-central-1")
+        params = driver_params(config_of(**environ), account="xy12345.eu-central-1")
     assert [(r.action, r.rule, r.warehouse) for r in seen] == [
         (Action.DIRECT, rule, Warehouse.SNOWFLAKE)
     ]
@@ -141,13 +157,16 @@ def test_direct_route_forces_direct_on_5x(driver: int, environ: dict[str, str], 
             "custom_root_store_path": certifi.where(),
         }
     else:  # 4.x has no parameter for "direct": connect() routes every request itself
-        assert params == {"account": "xy12345.eu-central-1"}
+        assert params == {
+            "account": "xy12345.eu-central-1",
+            "platform_detection_timeout_seconds": 0.0,
+        }
 
 
 def test_host_is_routed_as_snowflake_even_without_a_snowflake_name(driver: int) -> None:
     config = config_of(http_proxy="https://squid.internal:3129")
     with record_routes() as seen:
-        adapter.connect_kwargs(config, account="a", host="localhost", port=1, protocol="http")
+        driver_params(config, account="a", host="localhost", port=1, protocol="http")
     assert [(r.rule, r.target.authority) for r in seen] == [
         (Rule.WAREHOUSE_HTTPS_UNSUPPORTED, "localhost:1")
     ]
@@ -155,7 +174,7 @@ def test_host_is_routed_as_snowflake_even_without_a_snowflake_name(driver: int) 
 
 def test_5x_trusts_certifi_plus_the_extra_ca(driver: int, pki: PKI) -> None:
     config = config_of(NODE_EXTRA_CA_CERTS=str(pki.origin_ca_path))
-    params = adapter.connect_kwargs(config, account="a")
+    params = driver_params(config, account="a")
     if driver == 5:
         with open(params["custom_root_store_path"]) as bundle:
             text = bundle.read()
@@ -163,7 +182,7 @@ def test_5x_trusts_certifi_plus_the_extra_ca(driver: int, pki: PKI) -> None:
         with open(certifi.where()) as roots:
             assert roots.read().strip() in text
         # A root store of the caller's own is left alone.
-        mine = adapter.connect_kwargs(config, account="a", custom_root_store_path="/ca.pem")
+        mine = driver_params(config, account="a", custom_root_store_path="/ca.pem")
         assert mine["custom_root_store_path"] == "/ca.pem"
     else:  # 4.x has no CA parameter: connect() verifies with the bundle itself
         assert "custom_root_store_path" not in params
@@ -185,13 +204,13 @@ def test_5x_trusts_certifi_plus_the_extra_ca(driver: int, pki: PKI) -> None:
 )
 def test_arguments_that_would_defeat_the_routing_are_refused(argument: dict[str, Any]) -> None:
     with pytest.raises(ConfigError) as caught:
-        adapter.connect_kwargs(config_of(https_proxy=SQUID), account="a", **argument)
+        driver_params(config_of(https_proxy=SQUID), account="a", **argument)
     assert caught.value.code == "CP400"
     assert next(iter(argument)) in caught.value.variable
 
 
 def test_verification_left_on_is_accepted() -> None:
-    params = adapter.connect_kwargs(ProxyConfig.direct(), account="a", verify_certificates=True)
+    params = driver_params(ProxyConfig.direct(), account="a", verify_certificates=True)
     assert params["verify_certificates"] is True
 
 

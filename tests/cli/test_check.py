@@ -13,6 +13,8 @@ from tests.cli.helpers import (
     both,
 )
 
+METADATA = "169.254.169.254,metadata,metadata.google.internal"
+
 
 def test_check_on_a_clean_environment_exits_0(cli: Any) -> None:
     result = cli("check")
@@ -57,10 +59,11 @@ def test_check_strict_fails_on_lint_warnings(cli: Any) -> None:
 
 
 def test_check_strict_fails_on_warnings_but_not_on_info(cli: Any) -> None:
-    assert cli("check", "--strict", environ=HTTP_PROXY).code == 0
-    info_only = HTTP_PROXY | both(no_proxy="dropbox.com")  # CP503 is info
+    clean = HTTP_PROXY | both(no_proxy=METADATA)
+    assert cli("check", "--strict", environ=clean).code == 0
+    info_only = HTTP_PROXY | both(no_proxy=f"{METADATA},dropbox.com")  # CP503 is info
     assert cli("check", "--strict", environ=info_only).code == 0
-    warning = {k: v for k, v in HTTP_PROXY.items() if k.isupper()}  # CP102
+    warning = {k: v for k, v in clean.items() if k.isupper()}  # CP102
     assert cli("check", environ=warning).code == 0
     assert cli("check", "--strict", environ=warning).code == 1
 
@@ -95,13 +98,17 @@ def test_check_reports_bad_yaml_without_a_traceback(cli: Any, tmp_path: Path) ->
     assert "Traceback" not in result.out + result.err
 
 
-def test_check_helm_example_only_has_the_gke_hint(cli: Any) -> None:
+def test_check_helm_example_only_has_the_metadata_server_findings(cli: Any) -> None:
     result = cli("check", "--json", "--helm-values", str(HELM))
     assert result.code == 0
     document = result.json()
-    assert [d for d in document["diagnostics"] if d["severity"] != "info"] == []
-    assert [p["code"] for p in document["portability"] if p["code"].startswith("CP53")] == ["CP531"]
+    assert [d["code"] for d in document["diagnostics"] if d["severity"] != "info"] == ["CP205"]
+    # The lint does not repeat check()'s CP205 (one finding per problem).
+    assert [p["code"] for p in document["portability"] if p["code"].startswith("CP53")] == []
 
 
-def test_check_http_example_passes_strict(cli: Any) -> None:
-    assert cli("check", "--strict", "--env-file", str(HTTP_ENV)).code == 0
+def test_check_http_example_fails_strict_only_on_the_metadata_server(cli: Any) -> None:
+    result = cli("check", "--strict", "--env-file", str(HTTP_ENV))
+    assert result.code == 1
+    assert "CP205" in result.out
+    assert "0 error(s), 1 warning(s), 0 info; 3 portability finding(s) (0 warning(s))" in result.out

@@ -15,15 +15,42 @@ def codes(environ: dict[str, str]) -> set[str]:
     return {d.code for d in check(environ=environ)}
 
 
-def test_carto_http_example_is_clean() -> None:
-    assert check(environ=CARTO_HTTP) == []
+def test_carto_http_example_only_misses_the_metadata_server() -> None:
+    (found,) = check(environ=CARTO_HTTP)
+    assert (found.code, found.severity, found.variable) == ("CP205", Severity.WARNING, "NO_PROXY")
+    assert "169.254.169.254,metadata,metadata.google.internal" in found.fix
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "missing"),
+    [
+        ("localhost", "169.254.169.254,metadata,metadata.google.internal"),
+        ("169.254.169.254,metadata.google.internal", "metadata"),
+        (".internal,169.254.0.0/16", "metadata"),
+        ("169.254.169.254,metadata,metadata.google.internal", None),
+        ("*", None),
+    ],
+)
+def test_metadata_server_through_the_proxy_is_a_warning(no_proxy: str, missing: str | None) -> None:
+    found = check(environ={**CARTO_HTTP, "NO_PROXY": no_proxy, "no_proxy": no_proxy})
+    metadata = [d for d in found if d.code == "CP205"]
+    if missing is None:
+        assert metadata == []
+    else:
+        assert [d.fix for d in metadata] == [f"add {missing} to NO_PROXY and no_proxy"]
+
+
+def test_metadata_server_without_an_http_proxy_is_not_a_finding() -> None:
+    # The metadata server is reached over http://: only HTTP_PROXY can send it to a proxy.
+    environ = {"HTTPS_PROXY": "http://p:3128", "https_proxy": "http://p:3128"}
+    assert "CP205" not in {d.code for d in check(environ=environ)}
 
 
 def test_carto_https_example_findings(tmp_path: Path) -> None:
     ca = tmp_path / "proxy-ca.crt"
     trustme.CA().cert_pem.write_to_path(str(ca))
     found = check(environ={**CARTO_HTTPS, "NODE_EXTRA_CA_CERTS": str(ca)})
-    assert [d.code for d in found] == ["CP108", "CP202", "CP301", "CP304"]
+    assert [d.code for d in found] == ["CP108", "CP202", "CP205", "CP301", "CP304"]
     assert all(d.severity is Severity.WARNING for d in found)
 
 
@@ -68,7 +95,7 @@ def test_carto_https_example_findings(tmp_path: Path) -> None:
         ({"https_proxy": "https://p:1"}, "CP202", "warning", "NO_PROXY"),
         ({"https_proxy": "http://p:1", "no_proxy": "*"}, "CP203", "info", "no_proxy"),
         ({"no_grpc_proxy": "x.com"}, "CP204", "info", "NO_GRPC_PROXY"),
-        ({"no_proxy": "10.0.0.1/8"}, "CP205", "warning", "no_proxy"),
+        ({"no_proxy": "10.0.0.1/8"}, "CP206", "warning", "no_proxy"),
         ({}, "CP113", "info", None),
         (
             {"https_proxy": "https://p:1", "NODE_TLS_REJECT_UNAUTHORIZED": "0"},
@@ -210,7 +237,7 @@ def test_cp101_says_whether_the_variable_is_unset_or_refused() -> None:
     ],
 )
 def test_cidr_blocks_wider_than_written_are_warned(entry: str, meaning: str) -> None:
-    found = [d for d in check(environ={"no_proxy": entry}) if d.code == "CP205"]
+    found = [d for d in check(environ={"no_proxy": entry}) if d.code == "CP206"]
     (warning,) = found
     assert warning.severity is Severity.WARNING
     assert warning.entry == entry
@@ -219,7 +246,7 @@ def test_cidr_blocks_wider_than_written_are_warned(entry: str, meaning: str) -> 
 
 @pytest.mark.parametrize("entry", ["10.0.0.0/8", "192.168.1.0/24", "2001:db8::/32", "10.0.0.1/32"])
 def test_cidr_blocks_as_written_are_not_warned(entry: str) -> None:
-    assert "CP205" not in codes({"no_proxy": entry})
+    assert "CP206" not in codes({"no_proxy": entry})
 
 
 @pytest.mark.parametrize("entry", ["[zz]", "[10.0.0.1]", "[db.internal]", "[::1"])

@@ -9,7 +9,7 @@ import pytest
 from carto_proxy import ProxyConfig, Severity, check
 from carto_proxy._diagnostics import TOOLS, Diagnostic, lint, tool_names
 
-RETIRED = {"CP520", "CP521", "CP522", "CP524", "CP526", "CP527"}
+RETIRED = {"CP520", "CP521", "CP522", "CP524", "CP526", "CP527", "CP531"}
 
 PROXY = {"HTTP_PROXY": "http://p:3128", "http_proxy": "http://p:3128"} | {
     "HTTPS_PROXY": "http://p:3128",
@@ -216,9 +216,7 @@ def test_helm_values_without_cluster_exclusion_get_the_kubernetes_hint(tmp_path:
     assert finding.severity is Severity.WARNING
     assert finding.variable == "externalProxy.excludedDomains"
     assert ".svc.cluster.local" in finding.fix
-    metadata = [f for f in found if f.code == "CP531"]
-    assert metadata
-    assert "169.254.169.254" in metadata[0].message
+    assert "CP531" not in {f.code for f in found}  # retired: check()'s CP205 says it
 
 
 def test_helm_entries_are_reported_under_excluded_domains(tmp_path: Path) -> None:
@@ -226,11 +224,13 @@ def test_helm_entries_are_reported_under_excluded_domains(tmp_path: Path) -> Non
     assert finding.variable == "externalProxy.excludedDomains"
 
 
-def test_helm_values_as_carto_documents_them_only_get_the_gke_hint(tmp_path: Path) -> None:
-    found = lint(helm(tmp_path, "localhost,.svc.cluster.local"))
-    assert {f.code for f in found if f.code.startswith("CP53")} == {"CP531"}
+def test_helm_values_as_carto_documents_them_get_no_kubernetes_hint(tmp_path: Path) -> None:
+    config = helm(tmp_path, "localhost,.svc.cluster.local")
+    assert [f.code for f in lint(config) if f.code.startswith("CP53")] == []
+    # The metadata server is one problem, reported once, by check().
+    assert [d.code for d in check(config) if d.code in {"CP205", "CP531"}] == ["CP205"]
     gke = "localhost,.svc.cluster.local,169.254.169.254,metadata,metadata.google.internal"
-    assert [f.code for f in lint(helm(tmp_path, gke)) if f.code.startswith("CP53")] == []
+    assert "CP205" not in {d.code for d in check(helm(tmp_path, gke))}
 
 
 def test_kubernetes_hints_only_for_helm_values() -> None:

@@ -84,8 +84,10 @@ def _query_results(request: Request, match: re.Match[str]) -> Response:
 
 
 def _job(request: Request, match: re.Match[str]) -> Response:
-    """``jobs.get``: the query job, done."""
+    """``jobs.get``: the query job, done (any other job ID: a load job, done)."""
     project = match["project"]
+    if match["job"] != _JOB_ID:
+        return Response(_load_job(project, match["job"]))
     return Response(
         {
             "kind": "bigquery#job",
@@ -104,14 +106,70 @@ def _job(request: Request, match: re.Match[str]) -> Response:
     )
 
 
+def _load_job(project: str, job_id: str) -> dict[str, Any]:
+    return {
+        "kind": "bigquery#job",
+        "id": f"{project}:US.{job_id}",
+        "jobReference": {"projectId": project, "jobId": job_id, "location": "US"},
+        "configuration": {"jobType": "LOAD", "load": {}},
+        "status": {"state": "DONE"},
+        "statistics": {"creationTime": "1700000000000", "load": {"outputRows": "2"}},
+    }
+
+
+def _table(request: Request, match: re.Match[str]) -> Response:
+    """``tables.get``: tables named ``new_*`` do not exist; every other one holds the rows."""
+    project, dataset, table = match["project"], match["dataset"], match["table"]
+    if table.startswith("new_"):
+        message = f"Not found: Table {project}:{dataset}.{table}"
+        return Response({"error": {"code": 404, "message": message, "status": "NOT_FOUND"}}, 404)
+    reference = {"projectId": project, "datasetId": dataset, "tableId": table}
+    return Response(
+        {
+            "kind": "bigquery#table",
+            "tableReference": reference,
+            "schema": _SCHEMA,
+            "numRows": str(len(QUERY_ROWS)),
+            "numBytes": "64",
+            "type": "TABLE",
+        }
+    )
+
+
+def _dataset(request: Request, match: re.Match[str]) -> Response:
+    """``datasets.get``: every dataset exists."""
+    reference = {"projectId": match["project"], "datasetId": match["dataset"]}
+    return Response({"kind": "bigquery#dataset", "datasetReference": reference})
+
+
+def _insert_table(request: Request, match: re.Match[str]) -> Response:
+    """``tables.insert``: the table as sent."""
+    return Response({"kind": "bigquery#table", **(request.json() or {})})
+
+
+def _upload(request: Request, match: re.Match[str]) -> Response:
+    """A multipart upload of a load job (``uploadType=multipart``): the job, done."""
+    body = request.body
+    job_id = "load-job"
+    marker = b'"jobId": "'
+    if marker in body:  # the job ID the client chose, from the metadata part
+        job_id = body.split(marker, 1)[1].split(b'"', 1)[0].decode()
+    return Response(_load_job(match["project"], job_id))
+
+
 def bigquery_routes() -> list[Route]:
-    """Routes for ``datasets.list``, ``jobs.query``, ``jobs.get`` and ``jobs.getQueryResults``."""
+    """Routes for datasets, tables, queries, jobs and multipart uploads (load jobs)."""
     base = r"/bigquery/v2/projects/(?P<project>[^/]+)"
+    tables = rf"{base}/datasets/(?P<dataset>[^/]+)/tables"
     return [
         route("GET", rf"{base}/datasets", _list_datasets),
+        route("GET", rf"{base}/datasets/(?P<dataset>[^/]+)", _dataset),
+        route("GET", rf"{tables}/(?P<table>[^/]+)", _table),
+        route("POST", tables, _insert_table),
         route("POST", rf"{base}/queries", _query),
         route("GET", rf"{base}/jobs/(?P<job>[^/]+)", _job),
         route("GET", rf"{base}/queries/(?P<job>[^/]+)", _query_results),
+        route("POST", rf"/upload{base}/jobs", _upload),
     ]
 
 

@@ -8,7 +8,10 @@ heartbeats do not fail. Built on :class:`tests.support.origins.FakeHTTPServer`.
 
 from __future__ import annotations
 
+import base64
 import errno
+import gzip
+import io
 import ipaddress
 import re
 import socket
@@ -48,27 +51,28 @@ def _login(request: Request, match: re.Match[str]) -> Response:
     )
 
 
-def _query(request: Request, match: re.Match[str]) -> Response:
-    """Any query answers one row, ``(1,)``, in the JSON result format."""
-    column = {
-        "name": "1",
-        "type": "fixed",
-        "length": None,
-        "precision": 1,
-        "scale": 0,
-        "nullable": False,
-        "byteLength": None,
-        "collation": None,
-        "database": "",
-        "schema": "",
-        "table": "",
-    }
+_COLUMN: Final = {
+    "name": "1",
+    "type": "fixed",
+    "length": None,
+    "precision": 1,
+    "scale": 0,
+    "nullable": False,
+    "byteLength": None,
+    "collation": None,
+    "database": "",
+    "schema": "",
+    "table": "",
+}
+
+
+def _json_result(rowtype: list[dict[str, Any]], rowset: list[list[str]]) -> Response:
     data: dict[str, Any] = {
         "parameters": [],
-        "rowtype": [column],
-        "rowset": [["1"]],
-        "total": 1,
-        "returned": 1,
+        "rowtype": rowtype,
+        "rowset": rowset,
+        "total": len(rowset),
+        "returned": len(rowset),
         "queryId": "01-fake-query",
         "queryResultFormat": "json",
         "statementTypeId": 4096,
@@ -76,15 +80,84 @@ def _query(request: Request, match: re.Match[str]) -> Response:
     return Response({"success": True, "code": None, "message": None, "data": data})
 
 
+def _query(request: Request, match: re.Match[str]) -> Response:
+    """Any query answers one row, ``(1,)``, in the JSON result format."""
+    return _json_result([_COLUMN], [["1"]])
+
+
+def _session_facts(sql: str) -> Response:
+    """``select current_version()`` or ``select current_database(), current_schema()``."""
+    names = re.findall(r"current_\w+\(\)", sql)
+    facts = {"current_version()": "9.1.0", "current_database()": "DB"}
+    text = _COLUMN | {"type": "text", "nullable": True}
+    rowtype = [text | {"name": name.upper()} for name in names]
+    return _json_result(rowtype, [[facts.get(name, "PUBLIC") for name in names]])
+
+
 def _anything(request: Request, match: re.Match[str]) -> Response:
     return Response({"success": True, "code": None, "message": None, "data": {}})
 
 
-def start_fake_snowflake(*, ca: Any = None) -> FakeHTTPServer:
-    """Start a fake Snowflake (``https`` signed by *ca*, else ``http``); stop it yourself."""
+ARROW_ROWS: Final = ((1,), (2,))
+"""The rows of an Arrow query's first chunk, sent inline with the query response."""
+CHUNK_ROWS: Final = ((3,), (4,))
+"""The rows of its second chunk, downloaded from the chunk URL."""
+
+
+def arrow_chunk(values: tuple[int, ...]) -> bytes:
+    """An Arrow IPC stream of one ``NUMBER(38,0)`` column ``N``, as Snowflake sends results."""
+    import pyarrow
+
+    metadata = {"logicalType": "FIXED", "precision": "38", "scale": "0", "physicalType": "SB8"}
+    field = pyarrow.field("N", pyarrow.int64(), nullable=False, metadata=metadata)
+    table = pyarrow.table({"N": pyarrow.array(values, pyarrow.int64())}, pyarrow.schema([field]))
+    sink = io.BytesIO()
+    with pyarrow.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def gzipped_chunk() -> bytes:
+    """The second chunk's bytes as cloud storage serves them (gzip)."""
+    return gzip.compress(arrow_chunk(tuple(n for (n,) in CHUNK_ROWS)))
+
+
+def _arrow_query(chunk_url: str) -> Any:
+    column = {"name": "N", "type": "fixed", "precision": 38, "scale": 0, "nullable": False}
+    rowset = base64.b64encode(arrow_chunk(tuple(n for (n,) in ARROW_ROWS))).decode()
+    chunk = {"url": chunk_url, "rowCount": len(CHUNK_ROWS), "uncompressedSize": 100}
+
+    def answer(request: Request, match: re.Match[str]) -> Response:
+        sql = str((request.json() or {}).get("sqlText", "")).lower()
+        if "current_" in sql:  # what snowflake-sqlalchemy asks when it connects
+            return _session_facts(sql)
+        data: dict[str, Any] = {
+            "parameters": [],
+            "rowtype": [column | {"length": None, "byteLength": None, "collation": None}],
+            "rowsetBase64": rowset,
+            "total": len(ARROW_ROWS) + len(CHUNK_ROWS),
+            "returned": len(ARROW_ROWS) + len(CHUNK_ROWS),
+            "queryId": "01-fake-arrow-query",
+            "queryResultFormat": "arrow",
+            "statementTypeId": 4096,
+            "chunks": [chunk | {"compressedSize": 80}],
+            "chunkHeaders": {"x-amz-server-side-encryption-customer-algorithm": "AES256"},
+        }
+        return Response({"success": True, "code": None, "message": None, "data": data})
+
+    return answer
+
+
+def start_fake_snowflake(*, ca: Any = None, chunk_url: str | None = None) -> FakeHTTPServer:
+    """Start a fake Snowflake (``https`` signed by *ca*, else ``http``); stop it yourself.
+
+    With *chunk_url*, every query answers in the Arrow format: :data:`ARROW_ROWS` inline and
+    :data:`CHUNK_ROWS` in a remote chunk at *chunk_url* (serve :func:`gzipped_chunk` there).
+    """
+    query = _query if chunk_url is None else _arrow_query(chunk_url)
     routes = [
         route("POST", re.escape(LOGIN_PATH), _login),
-        route("POST", re.escape(QUERY_PATH), _query),
+        route("POST", re.escape(QUERY_PATH), query),
         route("POST", r"/.*", _anything),
         route("GET", r"/.*", _anything),
     ]

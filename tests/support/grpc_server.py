@@ -39,11 +39,15 @@ class GrpcServer(GrpcOrigin):
     Args:
         ca: the ``trustme.CA`` that signs its TLS certificate (the session's origin CA).
         bigquery_storage: also serve the BigQuery Storage read stand-in.
+        names: more names for its certificate (the real Storage host, in the lab).
     """
 
-    def __init__(self, ca: Any, *, bigquery_storage: bool = False) -> None:
+    def __init__(
+        self, ca: Any, *, bigquery_storage: bool = False, names: tuple[str, ...] = ()
+    ) -> None:
         handlers = [_bigquery_read_handler()] if bigquery_storage else []
-        super().__init__(names=ORIGIN_CERT_NAMES, ca=ca, handlers=handlers, host="127.0.0.1")
+        cert_names = (*ORIGIN_CERT_NAMES, *names)
+        super().__init__(names=cert_names, ca=ca, handlers=handlers, host="127.0.0.1")
         self.reply(HEALTH_CHECK, SERVING)
         self.reply(ECHO, lambda request: request)
 
@@ -89,6 +93,8 @@ def _bigquery_read_handler() -> grpc.GenericRpcHandler:
                 serialized_record_batch=batch_bytes, row_count=len(READ_ROWS)
             ),
             row_count=len(READ_ROWS),
+            # Readers that are not given the session take the schema from the first response.
+            arrow_schema=types.ArrowSchema(serialized_schema=schema_bytes),
         )
 
     return grpc.method_handlers_generic_handler(
