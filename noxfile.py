@@ -1,4 +1,5 @@
-"""Development sessions: `nox -s tests` (the whole suite), `lint`, `mypy`, `docs`, `bench`."""
+"""Development sessions: `nox -s tests` (the whole suite), `lint`, `mypy`, `docs`, `bench`,
+and `fuzz` (long property runs, not in the default sessions)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ TEST_DEPS = [
     "trustme>=1.1",
     "pyarrow",  # the BigQuery Storage stand-in answers in Arrow
     "opentelemetry-sdk>=1.20",  # span attributes, read back with its in-memory exporter
+    "yarl",  # route() takes yarl.URL objects
 ]
 # The Snowflake adapter supports two driver lines that behave differently behind a proxy:
 # 5.x (Rust core) runs with the whole suite, the classic 4.x line in a session of its own.
@@ -74,6 +76,25 @@ def core(session: nox.Session) -> None:
         "tests/test_no_proxy.py",
         "tests/test_target.py",
         "tests/test_import.py",
+        *session.posargs,
+    )
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Run the "no password in any output" property at 10,000 examples per placement.
+
+    The default suite runs a few examples of it; this runs the ``fuzz`` hypothesis profile
+    (tests/conftest.py) and prints how many examples each property ran.
+    """
+    session.install("-e", ".[all]", *TEST_DEPS)
+    run_loopback_only(
+        session,
+        "pytest",
+        "tests/test_secrets.py",
+        "--hypothesis-profile=fuzz",
+        "--hypothesis-show-statistics",
+        "--timeout=3600",  # 10,000 examples outlast the suite's per-test limit
         *session.posargs,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
     import ssl
@@ -13,16 +13,20 @@ if TYPE_CHECKING:
 from . import _env, _helm, _tls
 from ._config_log import log_config
 from ._no_proxy import NoProxy
-from ._proxy_url import ProxyURL, parse_proxy
+from ._proxy_url import ProxyURL, parse_proxy, redact
 from ._routing import Route, Router
 from ._target import Protocol, parse_target
 from ._warehouses import Warehouse
 from .exceptions import ConfigError, TargetError
 
-__all__ = ["ProxyConfig", "build"]
+__all__ = ["CALoading", "ProxyConfig", "build"]
 
 _T = TypeVar("_T")
 _ROUTE_CACHE_SIZE = 4096
+_PROXY_FIELDS = ("http_proxy", "https_proxy", "grpc_proxy")
+
+CALoading = Literal["load", "defer"]
+"""When ``NODE_EXTRA_CA_CERTS`` is read: when the configuration is built, or when needed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,13 +54,25 @@ class ProxyConfig:
     extra_ca_file: str | None = None
     extra_ca_pem: str | None = field(default=None, repr=False)
     verify_proxy: bool = True
-    sources: _env.Sources | None = field(default=None, compare=False, repr=False)
+    # Set by the named constructors only: a config built or replaced by hand describes no
+    # source (dataclasses.replace() does not copy init=False fields).
+    sources: _env.Sources | None = field(default=None, init=False, compare=False, repr=False)
     _routes: dict[object, Route] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
     _router: Router = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        # Text is accepted where a parsed value is expected (ProxyConfig(https_proxy="..."),
+        # dataclasses.replace(config, no_proxy="...")), parsed and validated like a variable.
+        for name in _PROXY_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, parse_proxy(value, variable=name).url)
+        for name in ("no_proxy", "no_grpc_proxy"):
+            value = getattr(self, name)
+            if isinstance(value, str) or (name == "no_proxy" and value is None):
+                object.__setattr__(self, name, NoProxy.parse(value))
         router = Router(
             http_proxy=self.http_proxy,
             https_proxy=self.https_proxy,
@@ -67,23 +83,43 @@ class ProxyConfig:
         object.__setattr__(self, "_router", router)  # frozen: set once, here
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProxyConfig:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, ca: CALoading = "load"
+    ) -> ProxyConfig:
         """Read the configuration from *environ* (``os.environ`` when ``None``).
+
+        Args:
+            environ: the variables; ``None`` reads ``os.environ``.
+            ca: ``"load"`` reads and validates the ``NODE_EXTRA_CA_CERTS`` file now;
+                ``"defer"`` keeps only its path, for a configuration whose CA file lives on
+                another machine: routing, :meth:`to_env` and ``check()`` work, and the TLS
+                methods (hence every adapter) read the file when they need it, raising the
+                ``CP305`` :class:`~carto_proxy.ConfigError` if it is not there.
 
         Raises:
             ConfigError: a variable holds a value carto_proxy refuses.
         """
-        return _logged(build(_env.read_environ(environ)))
+        return _logged(build(_env.read_environ(environ), ca=ca))
 
     @classmethod
-    def from_env_file(cls, path: str | os.PathLike[str]) -> ProxyConfig:
-        """Read a CARTO Self-hosted ``.env`` file (docker-compose syntax)."""
-        return _logged(build(_env.read_env_file(path)))
+    def from_env_file(cls, path: str | os.PathLike[str], *, ca: CALoading = "load") -> ProxyConfig:
+        """Read a CARTO Self-hosted ``.env`` file (docker-compose syntax).
+
+        *ca* is as for :meth:`from_env`: ``ca="defer"`` reads CARTO's ``https-proxy.env``
+        on a machine without its ``/opt/carto/certs/proxy-ca.crt``.
+        """
+        return _logged(build(_env.read_env_file(path), ca=ca))
 
     @classmethod
-    def from_helm_values(cls, path: str | os.PathLike[str]) -> ProxyConfig:
-        """Read CARTO Helm values (``externalProxy.*``); needs the ``helm`` extra."""
-        return _logged(build(_helm.read_helm_values(path)))
+    def from_helm_values(
+        cls, path: str | os.PathLike[str], *, ca: CALoading = "load"
+    ) -> ProxyConfig:
+        """Read CARTO Helm values (``externalProxy.*``); needs the ``helm`` extra.
+
+        Helm values carry their CAs inline, so *ca* (as for :meth:`from_env`) changes
+        nothing; it is accepted so that every constructor takes the same arguments.
+        """
+        return _logged(build(_helm.read_helm_values(path), ca=ca))
 
     @classmethod
     def direct(cls) -> ProxyConfig:
@@ -113,7 +149,8 @@ class ProxyConfig:
         """Decide how to reach *target*: through a proxy or directly, and why.
 
         Args:
-            target: a URL, ``host[:port]``, gRPC target or warehouse DSN.
+            target: a URL, ``host[:port]``, gRPC target or warehouse DSN, as text or as a
+                URL object (``httpx.URL``, ``yarl.URL``, ``urllib.parse`` results).
             protocol: overrides the protocol the target's scheme implies.
             warehouse: the warehouse the target belongs to, when the host does not say.
 
@@ -142,7 +179,7 @@ class ProxyConfig:
             protocol = _coerce(Protocol, protocol, "protocol", target)
         if warehouse is not None:
             warehouse = _coerce(Warehouse, warehouse, "warehouse", target)
-        return self._router.decide(parse_target(target, protocol), warehouse)
+        return self._router.decide(parse_target(target, protocol, warehouse), warehouse)
 
     def to_env(self, *, ca_path: str | None = None) -> dict[str, str]:
         """Return the variables CARTO's ``.env`` needs for this configuration.
@@ -165,31 +202,59 @@ class ProxyConfig:
         for name, value in pairs:
             if value is not None:
                 env[name] = env[name.lower()] = str(value)
-        ca = ca_path or (self.extra_ca_file if self.extra_ca_pem else None)
+        ca = ca_path or self.extra_ca_file
         if ca:
             env[_env.EXTRA_CA] = ca
         if self.has_proxy:
             env[_env.REJECT_UNAUTHORIZED] = "1" if self.verify_proxy else "0"
         return env
 
+    def extra_ca_certs(self) -> str | None:
+        """The extra CA certificates as PEM (``NODE_EXTRA_CA_CERTS``, inline Helm CAs).
+
+        ``None`` when there are none. A file whose reading was deferred (``ca="defer"``) is
+        read now, every time: it may appear after the configuration was built.
+
+        Raises:
+            ConfigError: a deferred file is missing or unusable (``CP305``).
+        """
+        if self.extra_ca_pem is None and self.extra_ca_file is not None:
+            return _tls.load_ca_file(self.extra_ca_file)
+        return self.extra_ca_pem
+
     def ssl_context(self) -> ssl.SSLContext:
-        """A new verifying context for origins: certifi plus ``NODE_EXTRA_CA_CERTS``."""
-        return _tls.ssl_context(self.extra_ca_pem)
+        """A new verifying context for origins: certifi plus ``NODE_EXTRA_CA_CERTS``.
+
+        Raises:
+            ConfigError: the CA file was deferred and cannot be used (``CP305``).
+        """
+        return _tls.ssl_context(self.extra_ca_certs())
 
     def proxy_ssl_context(self) -> ssl.SSLContext:
         """A new context for the TLS hop to an ``https://`` proxy.
 
         Verification is off only when ``NODE_TLS_REJECT_UNAUTHORIZED=0``.
+
+        Raises:
+            ConfigError: the CA file was deferred and cannot be used (``CP305``).
         """
-        return _tls.proxy_ssl_context(self.extra_ca_pem, verify=self.verify_proxy)
+        return _tls.proxy_ssl_context(self.extra_ca_certs(), verify=self.verify_proxy)
 
     def ca_bundle_pem(self) -> str:
-        """certifi's roots plus the extra CA, as one PEM string."""
-        return _tls.bundle_pem(self.extra_ca_pem)
+        """certifi's roots plus the extra CA, as one PEM string.
+
+        Raises:
+            ConfigError: the CA file was deferred and cannot be used (``CP305``).
+        """
+        return _tls.bundle_pem(self.extra_ca_certs())
 
     def ca_bundle_path(self) -> str:
-        """A PEM file with :meth:`ca_bundle_pem`, for clients that only take a path."""
-        return _tls.bundle_path(self.extra_ca_pem)
+        """A PEM file with :meth:`ca_bundle_pem`, for clients that only take a path.
+
+        Raises:
+            ConfigError: the CA file was deferred and cannot be used (``CP305``).
+        """
+        return _tls.bundle_path(self.extra_ca_certs())
 
     def __repr__(self) -> str:
         shown = [
@@ -237,7 +302,10 @@ def _coerce(kind: type[_E], value: object, name: str, target: str) -> _E | None:
         return kind(str(value).strip().lower())
     except ValueError:
         choices = ", ".join(member.value for member in kind)
-        raise TargetError(target, f"{name} {value!r} is not one of {choices}") from None
+        shown = redact(str(value), keep_user=False)[:40]
+        raise TargetError(
+            redact(target, keep_user=False), f"{name} {shown!r} is not one of {choices}"
+        ) from None
 
 
 def _logged(config: ProxyConfig) -> ProxyConfig:
@@ -246,12 +314,18 @@ def _logged(config: ProxyConfig) -> ProxyConfig:
     return config
 
 
-def build(sources: _env.Sources, errors: list[ConfigError] | None = None) -> ProxyConfig:
+def build(
+    sources: _env.Sources, errors: list[ConfigError] | None = None, *, ca: CALoading = "load"
+) -> ProxyConfig:
     """Parse and validate *sources* into a :class:`ProxyConfig`.
 
     With *errors* given, each refused value is appended to it and treated as unset, so that
-    ``check()`` can report every problem at once; otherwise the first one is raised.
+    ``check()`` can report every problem at once; otherwise the first one is raised. With
+    ``ca="defer"`` the ``NODE_EXTRA_CA_CERTS`` file is not read: the configuration keeps its
+    path and :meth:`ProxyConfig.extra_ca_certs` reads it when it is needed.
     """
+    if ca not in ("load", "defer"):
+        raise ValueError(f"ca must be 'load' or 'defer', not {ca!r}")
 
     def attempt(parse: Callable[[], _T], default: _T) -> _T:
         try:
@@ -271,8 +345,12 @@ def build(sources: _env.Sources, errors: list[ConfigError] | None = None) -> Pro
 
     grpc_exclusions = sources.get("NO_GRPC_PROXY").value
     pem, ca_file = None, sources.extra_ca_certs
-    if ca_file is not None:
-        pem = attempt(lambda: _tls.load_ca_file(ca_file), None)
+    if ca_file is not None and ca == "load":
+        path = ca_file
+        pem = attempt(lambda: _tls.load_ca_file(path), None)
+        ca_file = ca_file if pem is not None else None
+    # A file and an inline CA never come together: .env files have no inline CA, Helm values
+    # no NODE_EXTRA_CA_CERTS (extra_ca_certs() would not read a deferred file beside a PEM).
     if sources.inline_ca:
         inline = attempt(
             lambda: _tls.validate_pem(
@@ -281,17 +359,18 @@ def build(sources: _env.Sources, errors: list[ConfigError] | None = None) -> Pro
             None,
         )
         pem = "".join(p for p in (pem, inline) if p) or None
-    return ProxyConfig(
+    config = ProxyConfig(
         http_proxy=proxy("HTTP_PROXY"),
         https_proxy=proxy("HTTPS_PROXY"),
         grpc_proxy=proxy("GRPC_PROXY"),
         no_proxy=NoProxy.parse(sources.get("NO_PROXY").value),
         no_grpc_proxy=None if grpc_exclusions is None else NoProxy.parse(grpc_exclusions),
-        extra_ca_file=ca_file if pem is not None else None,
+        extra_ca_file=ca_file,
         extra_ca_pem=pem,
         verify_proxy=attempt(lambda: _verify_flag(sources.reject_unauthorized), True),
-        sources=sources,
     )
+    object.__setattr__(config, "sources", sources)  # frozen, and not an __init__ argument
+    return config
 
 
 def _verify_flag(value: str | None) -> bool:

@@ -104,7 +104,7 @@ def _warn(config: ProxyConfig) -> None:
     from ._diagnostics import diagnose
 
     origin = _origin(config.sources) if config.sources else "a configuration"
-    for finding in diagnose(config):
+    for finding in diagnose(config, ca="defer"):  # never read a deferred CA file here
         if finding.severity is not Severity.WARNING:
             continue
         text = _USER_INFO.sub(lambda m: f"{m.group(1) or ''}***@", str(finding))

@@ -4,8 +4,9 @@ file, and the writer of ``.env`` files. Helm values are read into the same :clas
 
 Precedence (DESIGN §3.1): for each name the lowercase variable wins if it is set and not
 blank, else the UPPERCASE one if not blank, else the name is unset. Under CGI
-(``REQUEST_METHOD`` set) the uppercase ``HTTP_PROXY`` is ignored, since a client can set it
-through the ``Proxy:`` request header (httpoxy).
+(``REQUEST_METHOD`` set and not blank) the uppercase ``HTTP_PROXY`` is ignored, since a client
+can set it through the ``Proxy:`` request header (httpoxy). A blank ``REQUEST_METHOD`` is unset
+like any other variable: CGI always sets a method, and Go's guard also wants one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from ._proxy_url import redact, redact_list
 from .exceptions import ConfigError
 
 __all__ = [
@@ -44,6 +46,20 @@ class Setting(NamedTuple):
     source: str | None = None  # the variable it came from, e.g. "https_proxy"
     cgi_ignored: bool = False  # uppercase HTTP_PROXY dropped because REQUEST_METHOD is set
 
+    def shown(self, raw: str) -> str:
+        """*raw*, a value of this variable, with user information masked."""
+        return redact_list(raw) if self.name.startswith("NO_") else redact(raw)
+
+    def __repr__(self) -> str:
+        values = ", ".join(
+            f"{field}={None if value is None else self.shown(value)!r}"
+            for field, value in zip(("lower", "upper", "value"), self[1:4], strict=True)
+        )
+        return (
+            f"Setting(name={self.name!r}, {values}, source={self.source!r}, "
+            f"cgi_ignored={self.cgi_ignored})"
+        )
+
 
 class Sources(NamedTuple):
     """Everything read from one source, before any value is parsed."""
@@ -67,7 +83,7 @@ def read_environ(
 ) -> Sources:
     """Read the proxy variables from *environ* (``os.environ`` when ``None``)."""
     env = os.environ if environ is None else environ
-    cgi = "REQUEST_METHOD" in env
+    cgi = _blank_is_unset(env.get("REQUEST_METHOD")) is not None
     settings = {name: _pick(env, name, cgi=cgi) for name in CASE_PAIRS}
     return Sources(
         origin=origin,

@@ -8,17 +8,20 @@ enabled) are concatenated. The result is the environment the chart gives CARTO's
 by :mod:`carto_proxy._env` like any other.
 
 Writing is the inverse: the variables :meth:`ProxyConfig.to_env` gives, as the values that make
-the chart set them. Both need PyYAML (extra ``helm``).
+the chart set them. Both need PyYAML (extra ``helm``), through :mod:`carto_proxy._yaml`, which
+refuses alias bombs and deep nesting. No message quotes a value: a wrong-typed value is
+described by its type, a string with user information masked.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 from ._env import REJECT_UNAUTHORIZED, Sources, read_environ, require_file
-from ._proxy_url import parse_proxy
+from ._proxy_url import parse_proxy, redact
 from .exceptions import ConfigError, MissingExtraError
 
 __all__ = ["HELM_CODE", "format_values", "helm_values", "read_helm_values"]
@@ -34,18 +37,25 @@ def read_helm_values(path: str | os.PathLike[str]) -> Sources:
         ConfigError: the file cannot be read, or a value has the wrong shape (CP112).
         MissingExtraError: PyYAML is not installed (extra ``helm``).
     """
-    yaml = _yaml()
+    bounded = _yaml_module()
     require_file(path, "Helm values")
     try:
         with open(path, encoding="utf-8") as file:
-            document = yaml.safe_load(file)
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+            document = bounded.load(file)
+    except (bounded.Refused, UnicodeDecodeError) as error:
         raise ConfigError(
             "Helm values",
             os.fspath(path),
-            f"not valid YAML ({error})",
-            "fix the YAML syntax",
+            str(error) if isinstance(error, bounded.Refused) else "not UTF-8 text",
+            "fix the YAML; write Helm values without deep nesting or aliases that multiply",
             code=HELM_CODE,
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            "Helm values",
+            os.fspath(path),
+            f"cannot be read ({error.__class__.__name__})",
+            "give the path of a readable values file",
         ) from None
     values = document if isinstance(document, dict) else {}
     proxy = _section(values, "externalProxy")
@@ -57,8 +67,11 @@ def read_helm_values(path: str | os.PathLike[str]) -> Sources:
             env[name] = env[name.lower()] = url
         env[REJECT_UNAUTHORIZED] = "1" if _flag(proxy, "sslRejectUnauthorized", True) else "0"
         excluded = proxy.get("excludedDomains") or []
-        if not isinstance(excluded, list) or not all(isinstance(d, str) for d in excluded):
+        if not isinstance(excluded, list):
             raise _error("externalProxy.excludedDomains", excluded, "a list of strings")
+        for index, item in enumerate(excluded):
+            if not isinstance(item, str):
+                raise _error(f"externalProxy.excludedDomains[{index}]", item, "a string")
         if excluded:
             env["NO_PROXY"] = env["no_proxy"] = ",".join(excluded)
     cas = [_string(_section(values, "trustedCACerts"), "value", "trustedCACerts.value")]
@@ -111,26 +124,16 @@ def helm_values(variables: Mapping[str, str], *, ca_pem: str | None = None) -> d
 
 def format_values(values: Mapping[str, Any]) -> str:
     """*values* as YAML, PEM blocks as literal (``|``) scalars, keys in their order."""
-    yaml = _yaml()
-
-    class Dumper(yaml.SafeDumper):  # type: ignore[misc,name-defined]
-        pass
-
-    def text(dumper: Any, value: str) -> Any:
-        style = "|" if "\n" in value else None
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-    Dumper.add_representer(str, text)
-    dumped: str = yaml.dump(dict(values), Dumper=Dumper, sort_keys=False, allow_unicode=True)
-    return dumped.rstrip("\n")
+    dumped: str = _yaml_module().dump(values)
+    return dumped
 
 
-def _yaml() -> Any:
+def _yaml_module() -> ModuleType:
     try:
-        import yaml
+        from . import _yaml
     except ImportError as error:
         raise MissingExtraError("helm", "yaml") from error
-    return yaml
+    return _yaml
 
 
 def _section(values: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -164,11 +167,12 @@ def _proxy_url(proxy: Mapping[str, Any]) -> str:
     connection = _string(proxy, "connectionString", "externalProxy.connectionString").strip()
     if connection:
         return connection
-    kind = _string(proxy, "type", "externalProxy.type").strip().lower()
+    written = _string(proxy, "type", "externalProxy.type").strip()
+    kind = written.lower()
     if kind not in {"http", "https"}:
         raise ConfigError(
             "externalProxy.type",
-            kind,
+            redact(written)[:80],
             "only HTTP and HTTPS proxies are supported",
             "set externalProxy.type to http or https",
             code=HELM_CODE,
@@ -188,6 +192,25 @@ def _proxy_url(proxy: Mapping[str, Any]) -> str:
 
 
 def _error(name: str, value: object, expected: str) -> ConfigError:
-    return ConfigError(
-        name, repr(value)[:80], f"must be {expected}", f"write {name} as {expected}", code=HELM_CODE
-    )
+    """A wrong-typed value, described by its type; a string only with user info masked.
+
+    Never ``repr(value)``: a list may hold a password, and the repr of a structure built from
+    aliases can be gigabytes long.
+    """
+    shown = redact(value)[:80] if isinstance(value, str) else None
+    problem = f"must be {expected}, not {_kind(value)}"
+    return ConfigError(name, shown, problem, f"write {name} as {expected}", code=HELM_CODE)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "this text"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a YAML {type(value).__name__}"

@@ -82,23 +82,27 @@ def parse_port(text: str) -> int:
     """
     if text.isascii() and text.isdigit() and len(text) <= 5 and 0 < int(text) < 65536:
         return int(text)
-    raise ValueError(f"the port {text[:16]!r} is not a number from 1 to 65535")
+    # The text is not quoted: in a URL whose password holds a '/', what stands where the port
+    # should be is the first half of that password.
+    raise ValueError("the port is not a number from 1 to 65535")
 
 
 def parse_host(text: str, *, bracketed: bool = False) -> tuple[str, IPAddress | None]:
     """Return the normalised host and, for an IP literal, its address.
 
-    A bracketed host must be an IPv6 address (``[10.0.0.1]`` and ``[zz]`` are not hosts).
+    A bracketed host must be an IPv6 address (``[10.0.0.1]`` and ``[zz]`` are not hosts). An
+    IPv6 zone (``fe80::1%25eth0``) stays in the host, which is what is shown, but not in the
+    address, which is what is compared: the zone only says which interface reaches it.
 
     Raises:
         ValueError: not a valid host name or IP address.
     """
     ip = as_ip(text)
-    if bracketed:
-        if ip is None or ip.version != 6:
-            raise ValueError(_BAD_BRACKETS)
-        return str(ip), ip
+    if bracketed and (ip is None or ip.version != 6):
+        raise ValueError(_BAD_BRACKETS)
     if ip is not None:
+        if ip.version == 6 and ip.scope_id:
+            return str(ip), ipaddress.IPv6Address(int(ip))
         return str(ip), ip
     name = normalize_name(text)
     if name is None:

@@ -4,8 +4,9 @@ The grammar (DESIGN §3.4): entries split on ``,`` and trimmed; ``*`` bypasses e
 ``example.com``, ``.example.com`` and ``*.example.com`` all mean the domain and every
 subdomain, on label boundaries; ``host:port`` matches that effective port only; IPv4/IPv6
 addresses (bare or bracketed, optionally with a port) and CIDR blocks match IP-literal targets
-only; names never match IP literals. Anything else is kept in :attr:`NoProxy.ignored` with the
-reason, never raised.
+only; names never match IP literals; an IPv6 zone (``%eth0``) is not compared. Anything else is
+kept in :attr:`NoProxy.ignored` with the reason, never raised. User information written in an
+entry (``alice:pw@db.corp``) is masked as soon as the list is read, so no output shows it.
 
 Cost: a name is looked up once per label of the target (``a.b.example.com`` → three dict
 probes), an address once per distinct CIDR prefix length, whatever the number of entries.
@@ -18,10 +19,12 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from ._hosts import IPAddress, as_ip, normalize_name, parse_host, split_authority
+from ._proxy_url import redact
 
 __all__ = ["NoProxy"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_NETWORK_TYPES = (ipaddress.IPv4Network, ipaddress.IPv6Network)
 _QUICK_LIMIT = 32  # names; past this, endswith() over a tuple costs more than the walk
 
 
@@ -44,7 +47,7 @@ class NoProxy:
     entries (trimmed, in order) are equal.
 
     Attributes:
-        entries: the entries as written, trimmed, empty ones dropped.
+        entries: the entries as written, trimmed, empty ones dropped, user information masked.
         ignored: the entries carto_proxy cannot use, each with the reason.
         match_all: the ``*`` entry, when there is one: every target bypasses the proxy.
     """
@@ -96,7 +99,7 @@ class NoProxy:
             if isinstance(value, str)
             else (piece for item in value for piece in item.split(","))
         )
-        entries = tuple(p.strip() for p in parts if p.strip())
+        entries = tuple(_masked(p.strip()) for p in parts if p.strip())
         return _compile(entries) if entries else _EMPTY
 
     def __bool__(self) -> bool:
@@ -131,6 +134,14 @@ class NoProxy:
             elif parsed == "*" or not isinstance(parsed, str):
                 kept[str(parsed)] = None
         return tuple(kept)
+
+    def cidr_blocks(self) -> tuple[tuple[str, _Network], ...]:
+        """Each CIDR entry as written, with the block it matches (host bits cleared)."""
+        return tuple(
+            (entry, parsed)
+            for entry in self.entries
+            if "/" in entry and isinstance(parsed := _parse_entry(entry), _NETWORK_TYPES)
+        )
 
     def match(self, host: str, port: int, ip: IPAddress | None = None) -> str | None:
         """Return the entry that exempts ``host:port`` from the proxy, or ``None``.
@@ -189,7 +200,7 @@ def _compile(entries: tuple[str, ...]) -> NoProxy:
         parsed = _parse_entry(entry)
         if isinstance(parsed, str):
             ignored.append(IgnoredEntry(entry, parsed))
-        elif isinstance(parsed, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        elif isinstance(parsed, _NETWORK_TYPES):
             key = (parsed.version, int(parsed.netmask))
             networks.setdefault(key, {}).setdefault(int(parsed.network_address), entry)
         elif isinstance(parsed[0], str):
@@ -217,8 +228,14 @@ def _label_suffixes(names: Iterable[str]) -> Iterator[str]:
             yield name[dot + 1 :]
 
 
+def _masked(entry: str) -> str:
+    return redact(entry, keep_user=False) if "@" in entry else entry
+
+
 def _parse_entry(entry: str) -> _Parsed:
     """Classify one trimmed entry; a bare ``str`` result is the reason it is ignored."""
+    if "@" in entry:
+        return "user information (user:password@) is not part of NO_PROXY; write the host only"
     if "://" in entry or ("/" in entry and not _looks_like_cidr(entry)):
         return "schemes and paths are not part of NO_PROXY; write the host name only"
     if "@" in entry:  # checked before the port, whose error would quote the password

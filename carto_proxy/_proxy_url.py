@@ -9,7 +9,7 @@ from typing import NamedTuple
 from ._hosts import format_authority, parse_host, split_authority
 from .exceptions import ConfigError
 
-__all__ = ["ParsedProxy", "ProxyURL", "parse_proxy", "redact"]
+__all__ = ["ParsedProxy", "ProxyURL", "parse_proxy", "redact", "redact_list"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -27,6 +27,27 @@ class ProxyURL:
     scheme: str
     host: str
     port: int
+
+    @classmethod
+    def parse(cls, text: str, *, variable: str = "proxy URL") -> ProxyURL:
+        """Parse and validate a proxy value as the proxy variables are read.
+
+        A missing scheme means ``http://``, a missing port the scheme's default.
+
+        >>> ProxyURL.parse("my-proxy:3128")
+        ProxyURL(scheme='http', host='my-proxy', port=3128)
+        >>> str(ProxyURL.parse("HTTPS://[::1]"))
+        'https://[::1]:443'
+
+        Args:
+            text: the value, e.g. ``"http://my-proxy:3128"``.
+            variable: what to name in an error, e.g. ``"HTTPS_PROXY"``.
+
+        Raises:
+            ConfigError: credentials (``CP106``), another scheme, a path, or a host or port
+                that cannot be valid (``CP107``). The message never contains the password.
+        """
+        return parse_proxy(text, variable=variable).url
 
     @property
     def authority(self) -> str:
@@ -72,6 +93,11 @@ def redact(value: str, *, keep_user: bool = True) -> str:
     return f"{head}{masked}@{hostpart}"
 
 
+def redact_list(value: str) -> str:
+    """A comma-separated list (NO_PROXY) with all user information masked in each entry."""
+    return ",".join(redact(entry, keep_user=False) for entry in value.split(","))
+
+
 def parse_proxy(value: str, *, variable: str) -> ParsedProxy:
     """Parse a proxy variable's value as CARTO documents it: ``http(s)://<hostname>:<port>``.
 
@@ -105,16 +131,18 @@ def _parse(text: str) -> ParsedProxy:
     if scheme not in _DEFAULT_PORTS:
         raise _Invalid(f"the {scheme}:// scheme is not supported (only http and https)")
     rest = text[match.end() :] if match else text
-    authority, _, path = rest.partition("/")
-    if path.strip("/") or "?" in rest or "#" in rest:
-        raise _Invalid("a proxy URL has no path, query or fragment")
-    if "@" in authority:
+    # Any '@' means user information, even after a '/', '?' or '#': a password may hold those
+    # characters, and the error must say "credentials", not "a path".
+    if "@" in rest:
         raise _Invalid(
             "proxy password authentication is not supported by CARTO Self-hosted",
             "remove the user information (user:password@); let the proxy allow this client "
             "by its address instead",
             code="CP106",
         )
+    authority, _, path = rest.partition("/")
+    if path.strip("/") or "?" in rest or "#" in rest:
+        raise _Invalid("a proxy URL has no path, query or fragment")
     host, port = _split_authority(authority)
     url = ProxyURL(scheme=scheme, host=host, port=port or _DEFAULT_PORTS[scheme])
     return ParsedProxy(url, scheme_assumed=match is None, port_assumed=port is None)

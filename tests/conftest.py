@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["tests.support.conftest_plugin"]
+
+# Properties that set no max_examples of their own (the secrets property) run a few examples in
+# the default suite, and 10,000 under `nox -s fuzz` (pytest --hypothesis-profile=fuzz).
+_SLOW_IS_FINE = [HealthCheck.too_slow]
+settings.register_profile("suite", max_examples=20, deadline=None)
+settings.register_profile(
+    "fuzz", max_examples=10_000, deadline=None, suppress_health_check=_SLOW_IS_FINE
+)
+settings.load_profile("suite")
 
 # Every variable any client library reads for proxies or trust, in both cases.
 PROXY_VARIABLES = (

@@ -48,6 +48,16 @@ def test_cgi_guard_ignores_uppercase_http_proxy_only() -> None:
     assert str(lower.http_proxy) == "http://ok:1"
 
 
+@pytest.mark.parametrize("method", ["", "  ", "\t"])
+def test_a_blank_request_method_is_not_cgi(method: str) -> None:
+    # CGI always sets a method (Go's guard also wants one): blank means unset, as everywhere.
+    environ = {"REQUEST_METHOD": method, "HTTP_PROXY": "http://upper:1"}
+    assert str(ProxyConfig.from_env(environ=environ).http_proxy) == "http://upper:1"
+    assert not read_environ(environ).cgi
+    assert not read_environ(environ).get("HTTP_PROXY").cgi_ignored
+    assert read_environ({**environ, "REQUEST_METHOD": "GET"}).get("HTTP_PROXY").cgi_ignored
+
+
 def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("https_proxy", "http://from-os:3128")
     assert str(ProxyConfig.from_env().https_proxy) == "http://from-os:3128"

@@ -83,6 +83,9 @@ def test_parse(
         "https://bad-.example",
         "https://a..b.example",
         "https://" + "a" * 64 + ".example",
+        "https://[zz]/",
+        "https://[10.0.0.1]/",
+        "[db.internal]:443",
     ],
 )
 def test_unparsable_targets_raise_target_error(text: str) -> None:

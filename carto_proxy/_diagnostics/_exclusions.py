@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
 from carto_proxy._config import ProxyConfig
+from carto_proxy._no_proxy import NoProxy
 from carto_proxy._routing import Rule
 
 from ._diagnostic import Diagnostic, finding
@@ -13,21 +15,21 @@ __all__ = ["exclusion_findings"]
 
 
 def exclusion_findings(config: ProxyConfig) -> Iterator[Diagnostic]:
-    """Ignored entries, ``*``, NO_GRPC_PROXY, and Snowflake under an HTTPS proxy."""
-    for variable, no_proxy in (
-        ("NO_PROXY", config.no_proxy),
-        ("NO_GRPC_PROXY", config.no_grpc_proxy),
-    ):
-        if no_proxy is None:
-            continue
+    """Ignored entries, CIDR blocks wider than written, ``*``, NO_GRPC_PROXY, Snowflake."""
+    for variable, no_proxy, known, in_use in _lists(config):
         for ignored in no_proxy.ignored:
-            yield finding(
-                "CP201",
-                variable,
-                f"the entry {ignored.entry!r} is ignored: {ignored.reason}.",
-                f"rewrite or remove {ignored.entry!r}",
-            )
-        if no_proxy.match_all is not None and config.has_proxy:
+            if ignored.entry not in known:
+                yield finding(
+                    "CP201",
+                    variable,
+                    f"the entry {ignored.entry!r} is ignored: {ignored.reason}.",
+                    f"rewrite or remove {ignored.entry!r}",
+                    entry=ignored.entry,
+                )
+        for entry, block in no_proxy.cidr_blocks():
+            if entry not in known:
+                yield from _wide_block(variable, entry, block)
+        if no_proxy.match_all is not None and config.has_proxy and in_use:
             yield finding(
                 "CP203",
                 variable,
@@ -51,3 +53,44 @@ def exclusion_findings(config: ProxyConfig) -> Iterator[Diagnostic]:
             "NO_PROXY entry to do the same.",
             "add .snowflakecomputing.com to NO_PROXY and no_proxy",
         )
+
+
+def _lists(config: ProxyConfig) -> Iterator[tuple[str, NoProxy, frozenset[str], bool]]:
+    """``(variable, list, entries already reported, in use)`` for each list to check.
+
+    The list in use comes under the variable it was read from; the other case, when it holds
+    something else (Go reads the UPPERCASE one), comes after it, minus what was reported.
+    """
+    sources = config.sources
+    for name, in_use in (("NO_PROXY", config.no_proxy), ("NO_GRPC_PROXY", config.no_grpc_proxy)):
+        setting = sources.get(name) if sources is not None else None
+        variable = (setting.source if setting is not None else None) or name
+        if in_use is not None:
+            yield variable, in_use, frozenset(), True
+        if setting is None or setting.value is None:
+            continue
+        lower_wins = variable == name.lower()
+        other, raw = (name, setting.upper) if lower_wins else (name.lower(), setting.lower)
+        if raw is not None and raw.strip() and raw.strip() != setting.value:
+            reported = frozenset(in_use.entries if in_use is not None else ())
+            yield other, NoProxy.parse(raw), reported, False
+
+
+def _wide_block(
+    variable: str, entry: str, block: ipaddress.IPv4Network | ipaddress.IPv6Network
+) -> Iterator[Diagnostic]:
+    written = entry.strip("[]").replace("]/", "/").partition("/")[0]
+    if block.prefixlen == 0:
+        meaning = f"every IPv{block.version} address: every IP-literal target goes direct"
+        fix = "list the networks the services really use"
+    elif int(ipaddress.ip_address(written)) != int(block.network_address):
+        meaning = (
+            f"the whole block {block} ({block.network_address} to {block.broadcast_address}): "
+            "the bits after the prefix length are dropped"
+        )
+        fix = f"write {block} if the whole block is meant, or the address alone"
+    else:
+        return
+    yield finding(
+        "CP206", variable, f"the CIDR entry {entry!r} matches {meaning}.", fix, entry=entry
+    )

@@ -26,11 +26,13 @@ def metadata_findings(config: ProxyConfig) -> Iterator[Diagnostic]:
         host for host in METADATA_HOSTS if config.route(f"http://{host}").action is Action.PROXY
     ]
     if proxied:
+        helm = config.sources is not None and config.sources.from_helm
+        where = "externalProxy.excludedDomains" if helm else "NO_PROXY and no_proxy"
         yield finding(
             "CP205",
-            "NO_PROXY",
+            "externalProxy.excludedDomains" if helm else "NO_PROXY",
             f"NO_PROXY does not exclude the metadata server ({', '.join(proxied)}), so requests "
             "to it go to the proxy, which answers with its own machine's identity and tokens, "
             "or not at all (Google credentials on GCE/GKE, Snowflake's platform detection).",
-            f"add {','.join(proxied)} to NO_PROXY and no_proxy",
+            f"add {','.join(proxied)} to {where}",
         )

@@ -20,7 +20,6 @@ from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Rule
 
 from ._diagnostic import Diagnostic, finding, sort_findings
-from ._metadata import METADATA_HOSTS
 from ._portability_entries import entry_findings
 from ._portability_variables import variable_findings
 from ._tools import ALL_TOOLS
@@ -40,7 +39,7 @@ def lint(config: ProxyConfig) -> list[Diagnostic]:
     sources = config.sources
     if sources is not None:
         for name in _env.CASE_PAIRS:
-            found += variable_findings(sources.get(name), sources)
+            found += variable_findings(sources.get(name))
     grpc_has_own = config.no_grpc_proxy is not None
     for name, no_proxy in (("NO_PROXY", config.no_proxy), ("NO_GRPC_PROXY", config.no_grpc_proxy)):
         if not no_proxy:
@@ -77,19 +76,7 @@ def _kubernetes(config: ProxyConfig) -> Iterator[Diagnostic]:
             "kubernetes service's ClusterIP)",
             tools=ALL_TOOLS,
         )
-    missing = [
-        host for host in METADATA_HOSTS if config.route(f"http://{host}").rule is not Rule.NO_PROXY
-    ]
-    if missing:
-        yield finding(
-            "CP531",
-            variable,
-            f"the GKE metadata server ({', '.join(missing)}) is not excluded: on GKE with "
-            "Workload Identity, credentials come from it and must not go through the proxy.",
-            "add 169.254.169.254,metadata,metadata.google.internal to "
-            "externalProxy.excludedDomains when running on GKE",
-            tools=ALL_TOOLS,
-        )
+    # The metadata server is check()'s finding (CP205); the lint does not repeat it.
     if config.route("http://localhost").rule is not Rule.NO_PROXY:
         yield finding(
             "CP532",

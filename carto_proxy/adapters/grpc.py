@@ -112,11 +112,12 @@ def ssl_credentials(
 def root_certificates(config: ProxyConfig) -> bytes:
     """Return gRPC's bundled roots followed by the configuration's extra CA, as PEM bytes."""
     roots = _bundled_roots()
-    if not config.extra_ca_pem:
+    extra = config.extra_ca_certs()  # reads a deferred CA file; CP305 if it is not there
+    if not extra:
         return roots
     # roots.pem has no trailing newline: gluing a PEM block straight onto its last
     # "-----END CERTIFICATE-----" line gives CERTIFICATE_VERIFY_FAILED.
-    return roots.rstrip(b"\n") + b"\n" + config.extra_ca_pem.encode("ascii")
+    return roots.rstrip(b"\n") + b"\n" + extra.encode("ascii")
 
 
 @functools.cache

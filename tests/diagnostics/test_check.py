@@ -90,10 +90,13 @@ def test_carto_https_example_findings(tmp_path: Path) -> None:
         ({"ALL_PROXY": "http://p:1"}, "CP109", "info", "ALL_PROXY"),
         ({"REQUEST_METHOD": "GET", "HTTP_PROXY": "http://p:1"}, "CP110", "warning", "HTTP_PROXY"),
         ({"https_proxy": "", "HTTPS_PROXY": "http://p:1"}, "CP111", "warning", "https_proxy"),
-        ({"no_proxy": "*.ok.com,bad*"}, "CP201", "warning", "NO_PROXY"),
+        ({"no_proxy": "*.ok.com,bad*"}, "CP201", "warning", "no_proxy"),
+        ({"NO_PROXY": "bad*"}, "CP201", "warning", "NO_PROXY"),
         ({"https_proxy": "https://p:1"}, "CP202", "warning", "NO_PROXY"),
-        ({"https_proxy": "http://p:1", "no_proxy": "*"}, "CP203", "info", "NO_PROXY"),
+        ({"https_proxy": "http://p:1", "no_proxy": "*"}, "CP203", "info", "no_proxy"),
         ({"no_grpc_proxy": "x.com"}, "CP204", "info", "NO_GRPC_PROXY"),
+        ({"no_proxy": "10.0.0.1/8"}, "CP206", "warning", "no_proxy"),
+        ({}, "CP113", "info", None),
         (
             {"https_proxy": "https://p:1", "NODE_TLS_REJECT_UNAUTHORIZED": "0"},
             "CP301",
@@ -160,3 +163,94 @@ def test_unusable_helm_values_are_findings(tmp_path: Path) -> None:
     assert (finding.code, finding.variable) == ("CP112", "externalProxy.type")
     with pytest.raises(ConfigError):
         check(helm_values=tmp_path / "missing.yaml")
+
+
+# --- issue 13 §2: check sees everything ---------------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["pw", "p/w", "p?w", "p#w", "p@w", "p:w/x?y#z@q"])
+def test_a_password_in_the_losing_case_is_the_same_cp106(password: str) -> None:
+    environ = {
+        **dict.fromkeys(("http_proxy", "https_proxy", "grpc_proxy"), "http://p:1"),
+        "HTTP_PROXY": f"http://u:{password}@p:1",
+    }
+    found = check(environ=environ)
+    (error,) = [d for d in found if d.severity is Severity.ERROR]
+    assert (error.code, error.variable) == ("CP106", "HTTP_PROXY")
+    assert password not in " ".join(str(d) for d in found)
+
+
+@pytest.mark.parametrize("password", ["p/w", "p?w", "p#w", "p@w", "a/b?c#d@e"])
+def test_a_password_holding_url_delimiters_is_cp106_not_cp107(password: str) -> None:
+    for value in (f"http://u:{password}@p:3128", f"u:{password}@p:3128"):
+        (error,) = [
+            d for d in check(environ={"https_proxy": value}) if d.code in {"CP106", "CP107"}
+        ]
+        assert error.code == "CP106"
+        assert password not in str(error)
+
+
+def test_bad_entries_are_reported_from_whichever_case_holds_them() -> None:
+    environ = {"https_proxy": "http://p:1", "no_proxy": "ok.com,both*", "NO_PROXY": "both*,upper*"}
+    cp201 = [(d.variable, d.entry) for d in check(environ=environ) if d.code == "CP201"]
+    # 'both*' is one problem, reported once, under the list in use; 'upper*' only Go reads.
+    assert cp201 == [("no_proxy", "both*"), ("NO_PROXY", "upper*")]
+    upper_wins = check(environ={"https_proxy": "http://p:1", "no_proxy": " ", "NO_PROXY": "x*"})
+    assert [(d.variable, d.entry) for d in upper_wins if d.code == "CP201"] == [("NO_PROXY", "x*")]
+
+
+def test_no_proxy_at_all_is_said_and_is_not_an_error() -> None:
+    for found in (check(environ={}), check(ProxyConfig.direct()), check(environ={"no_proxy": "x"})):
+        assert [d.code for d in found if d.code == "CP113"] == ["CP113"]
+        assert all(d.severity is not Severity.ERROR for d in found)
+    # A proxy that is set but refused is not "no proxy": the error says what happened.
+    assert "CP113" not in codes({"https_proxy": "socks5://p:1"})
+    assert "CP113" not in codes({"https_proxy": "http://p:1"})
+
+
+def test_cp101_says_whether_the_variable_is_unset_or_refused() -> None:
+    unset = check(environ={"http_proxy": "http://p:1", "HTTP_PROXY": "http://p:1"})
+    refused = check(
+        environ={
+            "http_proxy": "http://p:1",
+            "https_proxy": "socks5://p:1",
+            "grpc_proxy": "http://u:pw@p:1",
+        }
+    )
+    messages = {d.variable: d.message for d in unset if d.code == "CP101"}
+    assert "it is not set" in messages["HTTPS_PROXY"]
+    assert "it is not set" in messages["GRPC_PROXY"]
+    messages = {d.variable: d.message for d in refused if d.code == "CP101"}
+    assert "set but refused (see CP107)" in messages["HTTPS_PROXY"]
+    assert "set but refused (see CP106)" in messages["GRPC_PROXY"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "meaning"),
+    [
+        ("0.0.0.0/0", "every IPv4 address"),
+        ("10.1.2.3/0", "every IPv4 address"),
+        ("::/0", "every IPv6 address"),
+        ("[::]/0", "every IPv6 address"),
+        ("192.168.0.255/8", "192.0.0.0/8 (192.0.0.0 to 192.255.255.255)"),
+        ("2001:db8::1/32", "2001:db8::/32"),
+    ],
+)
+def test_cidr_blocks_wider_than_written_are_warned(entry: str, meaning: str) -> None:
+    found = [d for d in check(environ={"no_proxy": entry}) if d.code == "CP206"]
+    (warning,) = found
+    assert warning.severity is Severity.WARNING
+    assert warning.entry == entry
+    assert meaning in warning.message
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.0/8", "192.168.1.0/24", "2001:db8::/32", "10.0.0.1/32"])
+def test_cidr_blocks_as_written_are_not_warned(entry: str) -> None:
+    assert "CP206" not in codes({"no_proxy": entry})
+
+
+@pytest.mark.parametrize("entry", ["[zz]", "[10.0.0.1]", "[db.internal]", "[::1"])
+def test_bracketed_entries_that_are_not_ipv6_are_ignored_with_cp201(entry: str) -> None:
+    config = ProxyConfig.from_env(environ={"https_proxy": "http://p:1", "no_proxy": entry})
+    assert [d.entry for d in check(config) if d.code == "CP201"] == [entry]
+    assert config.route("https://zz").action.value == "proxy"  # not taken as the name zz

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from carto_proxy import ProxyConfig, Severity
+from carto_proxy import ProxyConfig, Severity, check
 from carto_proxy._diagnostics import TOOLS, Diagnostic, lint, tool_names
+
+RETIRED = {"CP520", "CP521", "CP522", "CP524", "CP526", "CP527", "CP531"}
 
 PROXY = {"HTTP_PROXY": "http://p:3128", "http_proxy": "http://p:3128"} | {
     "HTTPS_PROXY": "http://p:3128",
@@ -107,55 +109,69 @@ def test_duplicate_entries_are_reported_once() -> None:
     assert codes(found).count("CP501") == 1
 
 
-def test_uppercase_only_http_proxy_is_invisible_to_curl_and_grpc() -> None:
-    found = findings_for({"HTTP_PROXY": "http://p:3128", "HTTPS_PROXY": "http://p:3128"})
-    by_variable = {f.variable: f for f in found if f.code == "CP520"}
-    assert by_variable["HTTP_PROXY"].tools == ("curl", "grpc")
-    assert by_variable["HTTPS_PROXY"].tools == ("grpc",)
-    assert "https_proxy" in by_variable["HTTPS_PROXY"].fix
+# What other tools do with how a variable is written is check()'s finding, with the tools
+# named; the lint says nothing more (one finding per problem).
+# (environment, check code, variable, tools the finding names)
+SAID_BY_CHECK = [
+    (
+        {"HTTP_PROXY": "http://p:3128", "HTTPS_PROXY": "http://p:3128"},
+        "CP102",
+        "http_proxy",
+        ("curl", "grpc"),
+    ),
+    ({"HTTPS_PROXY": "http://p:3128"}, "CP102", "https_proxy", ("grpc",)),
+    ({**PROXY, "grpc_proxy": "", "GRPC_PROXY": "http://p:3128"}, "CP102", "grpc_proxy", ("grpc",)),
+    ({"https_proxy": "http://p:3128"}, "CP102", "HTTPS_PROXY", ()),
+    ({**PROXY, "HTTPS_PROXY": "http://other:3128"}, "CP103", "HTTPS_PROXY", ("go",)),
+    (
+        {**PROXY, "https_proxy": ""},
+        "CP111",
+        "https_proxy",
+        ("urllib", "requests", "httpx", "undici", "grpc"),
+    ),
+    (
+        {**PROXY, "NO_PROXY": "a.example", "no_proxy": " "},
+        "CP111",
+        "no_proxy",
+        ("urllib", "httpx", "undici", "grpc"),
+    ),
+    ({"https_proxy": "p:3128"}, "CP104", "https_proxy", ("grpc", "undici", "proxy-from-env")),
+    ({**PROXY, "grpc_proxy": "p:3128", "GRPC_PROXY": "p:3128"}, "CP104", "grpc_proxy", ("grpc",)),
+    ({"https_proxy": "http://p"}, "CP105", "https_proxy", ("curl", "grpc")),
+    (
+        {"http_proxy": "http://p:3128", "HTTP_PROXY": "http://p:3128"},
+        "CP101",
+        "HTTPS_PROXY",
+        ("undici",),
+    ),
+    ({"grpc_proxy": "https://p:3129"}, "CP108", "GRPC_PROXY", ("grpc",)),
+]
 
 
-def test_uppercase_grpc_proxy_is_read_by_nobody_but_carto_proxy() -> None:
-    found = findings_for({**PROXY, "grpc_proxy": ""} | {"GRPC_PROXY": "http://p:3128"})
-    cp520 = [f for f in found if f.code == "CP520"]
-    assert [f.variable for f in cp520] == ["GRPC_PROXY"]
-    assert "only carto_proxy" in cp520[0].message
+@pytest.mark.parametrize(("environ", "code", "variable", "tools"), SAID_BY_CHECK)
+def test_check_names_the_tools_and_the_lint_does_not_repeat_it(
+    environ: dict[str, str], code: str, variable: str, tools: tuple[str, ...]
+) -> None:
+    (said,) = [d for d in check(environ=environ) if d.code == code and d.variable == variable]
+    assert said.tools == tools
+    assert [
+        f.code
+        for f in findings_for(environ)
+        if f.variable in {variable, variable.lower()} and not f.code.startswith(("CP50", "CP51"))
+    ] in ([], ["CP525"], ["CP523"])
 
 
-def test_lowercase_only_variables_are_fine_for_every_tool() -> None:
-    lower = {k: v for k, v in PROXY.items() if k.islower()}
-    assert [f for f in findings_for(lower) if f.code in {"CP520", "CP521"}] == []
-
-
-def test_cases_that_differ_are_read_differently_by_go() -> None:
-    found = findings_for({**PROXY, "HTTPS_PROXY": "http://other:3128"})
-    (finding,) = [f for f in found if f.code == "CP521"]
-    assert finding.tools == ("go",)
-    assert finding.variable == "HTTPS_PROXY"
-
-
-def test_blank_lowercase_hides_uppercase_in_python_and_grpc() -> None:
-    found = findings_for({**PROXY, "https_proxy": ""})
-    (finding,) = [f for f in found if f.code == "CP522"]
-    assert finding.variable == "https_proxy"
-    assert {"urllib", "requests", "httpx", "grpc"} <= set(finding.tools)
-    assert "curl" not in finding.tools
-
-
-def test_blank_lowercase_no_proxy_spares_requests_which_falls_back() -> None:
-    found = findings_for({**PROXY, "NO_PROXY": "a.example", "no_proxy": " "})
-    (finding,) = [f for f in found if f.code == "CP522"]
-    assert "requests" not in finding.tools
-    assert {"urllib", "httpx"} <= set(finding.tools)
+def test_the_lint_never_reports_a_retired_variable_code() -> None:
+    environments = [environ for environ, *_ in SAID_BY_CHECK]
+    for environ in environments:
+        assert {f.code for f in findings_for(environ)}.isdisjoint(RETIRED), environ
 
 
 @pytest.mark.parametrize(
     ("value", "code", "tools"),
     [
         (" http://p:3128", "CP523", {"urllib", "requests", "httpx", "go", "curl", "grpc"}),
-        ("p:3128", "CP524", {"grpc", "undici", "proxy-from-env"}),
-        ("https://p:3129", "CP525", {"urllib", "grpc"}),
-        ("http://p", "CP526", {"curl", "grpc"}),
+        ("https://p:3129", "CP525", {"urllib"}),
     ],
 )
 def test_proxy_values_other_tools_misread(value: str, code: str, tools: set[str]) -> None:
@@ -166,16 +182,10 @@ def test_proxy_values_other_tools_misread(value: str, code: str, tools: set[str]
     assert set(matching[0].tools) == tools
 
 
-def test_grpc_proxy_values_only_concern_grpc() -> None:
-    found = findings_for({**PROXY, "grpc_proxy": "p:3128", "GRPC_PROXY": "p:3128"})
-    (finding,) = [f for f in found if f.code == "CP524"]
-    assert finding.tools == ("grpc",)
-
-
-def test_http_proxy_without_https_proxy_is_used_for_https_by_undici() -> None:
-    found = findings_for({"http_proxy": "http://p:3128", "HTTP_PROXY": "http://p:3128"})
-    (finding,) = [f for f in found if f.code == "CP527"]
-    assert finding.tools == ("undici",)
+def test_an_https_grpc_proxy_is_check_s_finding_only() -> None:
+    environ = {**PROXY, "grpc_proxy": "https://p:3129", "GRPC_PROXY": "https://p:3129"}
+    assert [f for f in findings_for(environ) if f.variable == "grpc_proxy"] == []
+    assert "CP108" in {d.code for d in check(environ=environ)}
 
 
 def test_carto_examples_have_no_warning_level_entry_findings() -> None:
@@ -206,9 +216,7 @@ def test_helm_values_without_cluster_exclusion_get_the_kubernetes_hint(tmp_path:
     assert finding.severity is Severity.WARNING
     assert finding.variable == "externalProxy.excludedDomains"
     assert ".svc.cluster.local" in finding.fix
-    metadata = [f for f in found if f.code == "CP531"]
-    assert metadata
-    assert "169.254.169.254" in metadata[0].message
+    assert "CP531" not in {f.code for f in found}  # retired: check()'s CP205 says it
 
 
 def test_helm_entries_are_reported_under_excluded_domains(tmp_path: Path) -> None:
@@ -216,11 +224,13 @@ def test_helm_entries_are_reported_under_excluded_domains(tmp_path: Path) -> Non
     assert finding.variable == "externalProxy.excludedDomains"
 
 
-def test_helm_values_as_carto_documents_them_only_get_the_gke_hint(tmp_path: Path) -> None:
-    found = lint(helm(tmp_path, "localhost,.svc.cluster.local"))
-    assert {f.code for f in found if f.code.startswith("CP53")} == {"CP531"}
+def test_helm_values_as_carto_documents_them_get_no_kubernetes_hint(tmp_path: Path) -> None:
+    config = helm(tmp_path, "localhost,.svc.cluster.local")
+    assert [f.code for f in lint(config) if f.code.startswith("CP53")] == []
+    # The metadata server is one problem, reported once, by check().
+    assert [d.code for d in check(config) if d.code in {"CP205", "CP531"}] == ["CP205"]
     gke = "localhost,.svc.cluster.local,169.254.169.254,metadata,metadata.google.internal"
-    assert [f.code for f in lint(helm(tmp_path, gke)) if f.code.startswith("CP53")] == []
+    assert "CP205" not in {d.code for d in check(helm(tmp_path, gke))}
 
 
 def test_kubernetes_hints_only_for_helm_values() -> None:
