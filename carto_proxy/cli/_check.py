@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from carto_proxy._config import build
+from carto_proxy._config import CALoading, build
 from carto_proxy._diagnostics import (
     TOOLS,
     Diagnostic,
@@ -31,7 +31,7 @@ from carto_proxy.cli._shared import (
 )
 from carto_proxy.exceptions import ConfigError
 
-__all__ = ["register", "run"]
+__all__ = ["finding_json", "gather", "register", "run", "summary"]
 
 
 def register(add: AddCommand) -> None:
@@ -47,16 +47,22 @@ def register(add: AddCommand) -> None:
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 on warnings too, not only on errors"
     )
+    parser.add_argument(
+        "--ca-elsewhere",
+        action="store_true",
+        help="the NODE_EXTRA_CA_CERTS file is checked on another machine (where CARTO runs): "
+        "do not read it here (one info finding, CP307, instead of CP305 when it is missing)",
+    )
 
 
 def run(args: argparse.Namespace, source: Source) -> int:
     """Run ``check``; return the exit status."""
-    origin, diagnostics, findings = _gather(source)
+    origin, diagnostics, findings = gather(source, ca="defer" if args.ca_elsewhere else "load")
     if args.json:
         emit_json(
             {
-                "diagnostics": [_json(d) for d in diagnostics],
-                "portability": [_json(f) for f in findings],
+                "diagnostics": [finding_json(d) for d in diagnostics],
+                "portability": [finding_json(f) for f in findings],
             }
         )
     else:
@@ -64,16 +70,25 @@ def run(args: argparse.Namespace, source: Source) -> int:
     return _status(diagnostics, findings, strict=args.strict)
 
 
-def _gather(source: Source) -> tuple[str, list[Diagnostic], list[Diagnostic]]:
-    """Read the source once; return its name, its diagnostics and its portability findings."""
+def gather(
+    source: Source, *, ca: CALoading = "load"
+) -> tuple[str, list[Diagnostic], list[Diagnostic]]:
+    """Read *source* once; return its name, its diagnostics and its portability findings.
+
+    *ca* is as for :func:`carto_proxy.check`: ``"defer"`` leaves the CA file to the machine
+    that has it.
+
+    Raises:
+        UsageError: the source file cannot be opened at all.
+    """
     try:
         sources = source.read()
     except ConfigError as error:  # the file exists but cannot be read as a whole
         what = source.env_file or source.helm_values or "environment"
         return what, [from_error(error)], []
     errors: list[ConfigError] = []
-    config = build(sources, errors)
-    return sources.origin, diagnose(config, errors), lint(config)
+    config = build(sources, errors, ca=ca)
+    return sources.origin, diagnose(config, errors, ca=ca), lint(config)
 
 
 def _status(
@@ -89,7 +104,8 @@ def _status(
     return EXIT_OK
 
 
-def _json(diagnostic: Diagnostic) -> dict[str, Any]:
+def finding_json(diagnostic: Diagnostic) -> dict[str, Any]:
+    """A finding as the stable JSON object ``check --json`` documents."""
     return {
         "code": diagnostic.code,
         "severity": diagnostic.severity.value,
@@ -122,7 +138,7 @@ def _print(
         tools = "every client" if set(f.tools) == set(TOOLS) else tool_names(f.tools)
         _details(f.message, f.fix, tools=tools)
     emit()
-    emit(_summary(diagnostics, findings, strict=strict))
+    emit(summary(diagnostics, findings, strict=strict))
 
 
 def _details(message: str, fix: str, *, tools: str | None = None) -> None:
@@ -136,9 +152,10 @@ def _details(message: str, fix: str, *, tools: str | None = None) -> None:
         emit(line)
 
 
-def _summary(
-    diagnostics: Sequence[Diagnostic], findings: Sequence[Diagnostic], *, strict: bool
+def summary(
+    diagnostics: Sequence[Diagnostic], findings: Sequence[Diagnostic], *, strict: bool = False
 ) -> str:
+    """The last line ``check`` prints: the count of each severity, and the exit status."""
     counts = {s: sum(d.severity is s for d in diagnostics) for s in Severity}
     warnings = sum(f.severity is Severity.WARNING for f in findings)
     text = (

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
-from carto_proxy import _tls
+from carto_proxy import _env, _tls
 from carto_proxy._config import ProxyConfig
 from carto_proxy._env import format_dotenv
 from carto_proxy._helm import format_values, helm_values
@@ -25,7 +25,15 @@ from carto_proxy._proxy_url import parse_proxy
 from carto_proxy._routing import Action, Rule
 from carto_proxy._target import Protocol
 from carto_proxy._warehouses import Warehouse
-from carto_proxy.cli._shared import EXIT_OK, AddCommand, Source, UsageError, emit, emit_json
+from carto_proxy.cli._shared import (
+    EXIT_OK,
+    AddCommand,
+    Source,
+    UsageError,
+    emit,
+    emit_json,
+    readable_file,
+)
 from carto_proxy.exceptions import ConfigError
 
 __all__ = ["register", "run"]
@@ -79,7 +87,7 @@ def run(args: argparse.Namespace, source: Source) -> int:
             raise UsageError("--proxy writes a new configuration; drop --env-file/--helm-values")
         config = _from_proxy(args.proxy)
     else:
-        config = source.config()
+        config = source.config(ca="defer")  # the CA file may exist only where CARTO runs
         if not config.has_proxy:
             raise UsageError("no proxy is configured in the source; give --proxy URL")
     config = _exclude(config, _split(args.no_proxy))
@@ -178,15 +186,32 @@ def _for_warehouses(config: ProxyConfig, warehouses: Sequence[Warehouse]) -> Pro
 def _with_ca(
     config: ProxyConfig, path: str | None, *, helm: bool
 ) -> tuple[ProxyConfig, str | None]:
+    """The configuration with its CA read where it can be, and the path ``.env`` names.
+
+    ``--ca`` wins over the source's ``NODE_EXTRA_CA_CERTS``. A file that is not on this
+    machine is named as it is (CARTO reads it where it runs), but Helm values need its PEM.
+    """
     if path is None:
-        return config, config.extra_ca_file
-    if not Path(path).is_file():
-        if helm:
-            raise UsageError(f"--ca {path}: no such file (Helm values carry the PEM itself)")
-        _note(f"--ca {path} does not exist here: make sure CARTO finds the PEM at that path")
-        return dataclasses.replace(config, extra_ca_file=None, extra_ca_pem=None), path
+        path = config.extra_ca_file
+        if path is None or config.extra_ca_pem is not None:
+            return config, path
+        if os.path.isfile(path):  # a refused file is the source's error: ConfigError, exit 1
+            return dataclasses.replace(config, extra_ca_pem=config.extra_ca_certs()), path
+        return _ca_elsewhere(config, _env.EXTRA_CA, path, helm=helm), path
+    if not readable_file("--ca", path, missing_ok=True):
+        return _ca_elsewhere(config, "--ca", path, helm=helm), path
     try:
         pem = _tls.load_ca_file(path, variable="--ca")
     except ConfigError as error:
         raise UsageError(str(error)) from None
     return dataclasses.replace(config, extra_ca_file=path, extra_ca_pem=pem), path
+
+
+def _ca_elsewhere(config: ProxyConfig, option: str, path: str, *, helm: bool) -> ProxyConfig:
+    if helm:
+        raise UsageError(
+            f"{option} {path}: no such file here, and Helm values carry the PEM itself: run "
+            "this where the file is, or give --ca FILE"
+        )
+    _note(f"{option} {path} does not exist here: make sure CARTO finds the PEM at that path")
+    return dataclasses.replace(config, extra_ca_file=None, extra_ca_pem=None)

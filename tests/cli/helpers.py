@@ -21,6 +21,7 @@ ROUTE_KEYS = {  # what route --json, egress --json and probe --json print for a 
     "warehouse",
     "matched_entry",
     "needs_direct_egress",
+    "variable",
 }
 
 
