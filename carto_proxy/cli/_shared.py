@@ -194,11 +194,10 @@ def bounded(
     def parse(text: str) -> Any:
         try:
             value = kind(text)
-        except ValueError:
-            value = None
-        in_range = value is not None and math.isfinite(value) and value <= high
-        in_range = in_range and (value >= low if kind is int else value > low)
-        if not in_range:
+        except ValueError:  # not a number, or an int of more digits than Python converts
+            value = math.nan
+        above_low = value >= low if kind is int else value > low
+        if not (math.isfinite(value) and above_low and value <= high):
             raise argparse.ArgumentTypeError(f"must be {allowed}, not {text[:40]!r}")
         return value
 
