@@ -197,7 +197,9 @@ def bounded(
         except ValueError:  # not a number, or an int of more digits than Python converts
             value = math.nan
         above_low = value >= low if kind is int else value > low
-        if not (math.isfinite(value) and above_low and value <= high):
+        # NaN and infinities fail the comparisons; an int too big for a float never reaches
+        # isfinite(), which would raise OverflowError on it.
+        if not (above_low and value <= high and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"must be {allowed}, not {text[:40]!r}")
         return value
 
