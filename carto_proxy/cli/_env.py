@@ -14,10 +14,12 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from carto_proxy import _env, _tls
 from carto_proxy._config import ProxyConfig
+from carto_proxy._diagnostics import Portable, portable, tool_names
 from carto_proxy._env import format_dotenv
 from carto_proxy._helm import format_values, helm_values
 from carto_proxy._no_proxy import NoProxy
@@ -25,6 +27,7 @@ from carto_proxy._proxy_url import parse_proxy
 from carto_proxy._routing import Action, Rule
 from carto_proxy._target import Protocol
 from carto_proxy._warehouses import Warehouse
+from carto_proxy.cli._check import finding_json
 from carto_proxy.cli._shared import (
     EXIT_OK,
     AddCommand,
@@ -76,6 +79,13 @@ def register(add: AddCommand) -> None:
         default="",
         help="warehouses in use, e.g. snowflake,bigquery: adds the exclusions they need",
     )
+    parser.add_argument(
+        "--portable",
+        action="store_true",
+        help="write NO_PROXY so that Go, curl, urllib, requests, httpx, proxy-from-env, undici "
+        "and gRPC all read it as carto_proxy does wherever a spelling can; list what cannot "
+        "be on standard error",
+    )
     parser.add_argument("--format", choices=("env", "helm"), default="env")
 
 
@@ -95,24 +105,67 @@ def run(args: argparse.Namespace, source: Source) -> int:
     config, ca_path = _with_ca(config, args.ca, helm=helm)
     if args.no_verify_proxy:
         config = dataclasses.replace(config, verify_proxy=False)
+    if helm and config.route(f"any.{_CLUSTER_EXCLUSION[1:]}").rule is not Rule.NO_PROXY:
+        config = _exclude(config, [_CLUSTER_EXCLUSION])
+        _note(f"added {_CLUSTER_EXCLUSION}: CARTO's Helm guide says it must be excluded")
+    report = None
+    if args.portable:
+        report = portable(config)
+        config = report.config
+        _portability_notes(report)
     if helm:
-        if config.route(f"any.{_CLUSTER_EXCLUSION[1:]}").rule is not Rule.NO_PROXY:
-            config = _exclude(config, [_CLUSTER_EXCLUSION])
-            _note(f"added {_CLUSTER_EXCLUSION}: CARTO's Helm guide says it must be excluded")
         try:
             values = helm_values(config.to_env(), ca_pem=config.extra_ca_pem)
         except ConfigError as error:
             raise UsageError(f"{error.problem}; {error.fix}") from None
-        emit_json(values) if args.json else emit(format_values(values))
+        _print(values, format_values, "values", report, as_json=args.json)
         return EXIT_OK
     if config.extra_ca_pem and ca_path is None:
         _note(
             "the CA is given inline; .env can only name a file: add --ca PATH (where the PEM "
             "will be) to write NODE_EXTRA_CA_CERTS"
         )
-    variables = config.to_env(ca_path=ca_path)
-    emit_json(variables) if args.json else emit(format_dotenv(variables))
+    _print(config.to_env(ca_path=ca_path), format_dotenv, "variables", report, as_json=args.json)
     return EXIT_OK
+
+
+def _print(
+    written: Any,
+    formatted: Callable[[Any], str],
+    key: str,
+    report: Portable | None,
+    *,
+    as_json: bool,
+) -> None:
+    """The block for people, or JSON: *written* itself, or with ``--portable`` an object that
+    also holds the rewrites and what is not portable."""
+    if not as_json:
+        emit(formatted(written))
+    elif report is None:
+        emit_json(written)
+    else:
+        emit_json(
+            {
+                key: written,
+                "rewrites": [r._asdict() | {"now": list(r.now)} for r in report.rewrites],
+                "not_portable": [finding_json(d) for d in report.not_portable],
+            }
+        )
+
+
+def _portability_notes(report: Portable) -> None:
+    for rewrite in report.rewrites:
+        what, codes = f"{rewrite.variable} entry {rewrite.entry!r}", ", ".join(rewrite.codes)
+        if not rewrite.now:
+            _note(f"--portable dropped {what} ({codes}): {rewrite.why}")
+            continue
+        readers = f"; {tool_names(rewrite.tools)} read it otherwise" if rewrite.tools else ""
+        _note(f"--portable wrote {what} as {','.join(rewrite.now)!r} ({codes}{readers})")
+    for finding in report.not_portable:
+        about = finding.variable or ""
+        if finding.entry is not None:
+            about += f" entry {finding.entry!r}"
+        emit(f"not portable: {about} ({finding.code}): {finding.message}", stream=sys.stderr)
 
 
 def _note(text: str) -> None:
