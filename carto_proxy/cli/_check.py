@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from carto_proxy import _env
 from carto_proxy._config import CALoading, build
 from carto_proxy._diagnostics import (
     TOOLS,
@@ -31,7 +32,7 @@ from carto_proxy.cli._shared import (
 )
 from carto_proxy.exceptions import ConfigError
 
-__all__ = ["finding_json", "gather", "register", "run", "summary"]
+__all__ = ["counts", "finding_json", "gather", "gather_sources", "register", "run"]
 
 
 def register(add: AddCommand) -> None:
@@ -86,9 +87,16 @@ def gather(
     except ConfigError as error:  # the file exists but cannot be read as a whole
         what = source.env_file or source.helm_values or "environment"
         return what, [from_error(error)], []
+    return (sources.origin, *gather_sources(sources, ca=ca))
+
+
+def gather_sources(
+    sources: _env.Sources, *, ca: CALoading = "load"
+) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """The diagnostics and the portability findings of variables already read."""
     errors: list[ConfigError] = []
     config = build(sources, errors, ca=ca)
-    return sources.origin, diagnose(config, errors, ca=ca), lint(config)
+    return diagnose(config, errors, ca=ca), lint(config)
 
 
 def _status(
@@ -138,7 +146,7 @@ def _print(
         tools = "every client" if set(f.tools) == set(TOOLS) else tool_names(f.tools)
         _details(f.message, f.fix, tools=tools)
     emit()
-    emit(summary(diagnostics, findings, strict=strict))
+    emit(_summary(diagnostics, findings, strict=strict))
 
 
 def _details(message: str, fix: str, *, tools: str | None = None) -> None:
@@ -152,20 +160,25 @@ def _details(message: str, fix: str, *, tools: str | None = None) -> None:
         emit(line)
 
 
-def summary(
-    diagnostics: Sequence[Diagnostic], findings: Sequence[Diagnostic], *, strict: bool = False
-) -> str:
-    """The last line ``check`` prints: the count of each severity, and the exit status."""
-    counts = {s: sum(d.severity is s for d in diagnostics) for s in Severity}
+def counts(diagnostics: Sequence[Diagnostic], findings: Sequence[Diagnostic]) -> str:
+    """How many findings of each severity: the sentence ``check`` ends with."""
+    by_severity = {s: sum(d.severity is s for d in diagnostics) for s in Severity}
     warnings = sum(f.severity is Severity.WARNING for f in findings)
-    text = (
-        f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
-        f"{counts[Severity.INFO]} info; {len(findings)} portability finding(s) "
+    return (
+        f"{by_severity[Severity.ERROR]} error(s), {by_severity[Severity.WARNING]} warning(s), "
+        f"{by_severity[Severity.INFO]} info; {len(findings)} portability finding(s) "
         f"({warnings} warning(s))."
     )
+
+
+def _summary(
+    diagnostics: Sequence[Diagnostic], findings: Sequence[Diagnostic], *, strict: bool
+) -> str:
+    text = counts(diagnostics, findings)
     status = _status(diagnostics, findings, strict=strict)
     if status:
         return f"{text} Exit status 1."
-    if not strict and (counts[Severity.WARNING] or warnings):
+    warned = any(d.severity is Severity.WARNING for d in (*diagnostics, *findings))
+    if not strict and warned:
         return f"{text} Exit status 0 (--strict fails on warnings)."
     return f"{text} Exit status 0."
