@@ -8,7 +8,6 @@ connects to a closed port on 127.0.0.1.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.helpers import HTTP_ENV
+from tests.cli.helpers import HTTP_ENV, run_subprocess
 
 LONG_NAME = "a" * 300  # one component longer than NAME_MAX (255)
 
@@ -139,13 +138,7 @@ def test_a_file_without_read_permission_is_a_usage_error(cli: Any, tmp_path: Pat
 
 
 def test_a_long_path_is_a_usage_error_in_a_subprocess(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "carto_proxy", "check", "--env-file", _long(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_subprocess("check", "--env-file", _long(tmp_path))
     assert result.returncode == 2, result.stderr
     assert "File name too long" in result.stderr
     assert "Traceback" not in result.stderr
@@ -178,14 +171,7 @@ def test_probe_accepts_the_bounds(cli: Any, option: str, value: str) -> None:
 
 
 def test_probe_non_finite_timeout_is_a_usage_error_in_a_subprocess() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "carto_proxy", "probe", "--host", "127.0.0.1:1", "--timeout=inf"],
-        env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_subprocess("probe", "--host", "127.0.0.1:1", "--timeout=inf")
     assert result.returncode == 2, result.stderr
     assert "0 < value <= 3600" in result.stderr
     assert "Traceback" not in result.stderr

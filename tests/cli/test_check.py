@@ -11,6 +11,7 @@ from tests.cli.helpers import (
     HTTP_PROXY,
     HTTPS_ENV,
     both,
+    run_subprocess,
 )
 
 METADATA = "169.254.169.254,metadata,metadata.google.internal"
@@ -146,16 +147,8 @@ def test_check_ca_elsewhere_still_reports_every_other_error(cli: Any) -> None:
 
 
 def test_check_ca_elsewhere_in_a_subprocess() -> None:
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    argv = [sys.executable, "-m", "carto_proxy", "check", "--env-file", str(HTTPS_ENV)]
-    here = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
-    elsewhere = subprocess.run(
-        [*argv, "--ca-elsewhere"], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    here = run_subprocess("check", "--env-file", str(HTTPS_ENV))
+    elsewhere = run_subprocess("check", "--env-file", str(HTTPS_ENV), "--ca-elsewhere")
     assert (here.returncode, elsewhere.returncode) == (1, 0), here.stderr + elsewhere.stderr
     assert "CP305" in here.stdout
     assert "CP307" in elsewhere.stdout

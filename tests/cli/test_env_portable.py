@@ -6,9 +6,6 @@ exactly the portability findings ``env --portable`` lists as not portable, no mo
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 
 from carto_proxy import ProxyConfig
 from carto_proxy.cli import main
-from tests.cli.helpers import HTTP_ENV, HTTPS_ENV, both
+from tests.cli.helpers import HTTP_ENV, HTTPS_ENV, both, run_subprocess
 from tests.diagnostics.test_portable import lists
 
 PROXY = both(http_proxy="http://my-proxy:3128", https_proxy="http://my-proxy:3128")
@@ -122,15 +119,7 @@ def test_check_of_the_output_finds_only_what_env_portable_lists(no_proxy: str) -
 
 
 def test_env_portable_in_a_subprocess() -> None:
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    result = subprocess.run(
-        [sys.executable, "-m", "carto_proxy", "env", "--portable", "--env-file", str(HTTP_ENV)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_subprocess("env", "--portable", "--env-file", str(HTTP_ENV))
     assert result.returncode == 0, result.stderr
     written = "localhost,mega.io,.mega.io,dropbox.com,.dropbox.com,filestack.com,.filestack.com"
     assert f'NO_PROXY="{written}"' in result.stdout

@@ -277,3 +277,11 @@ def test_curl_disagrees_on_the_list_as_written() -> None:
         "direct"
     )
     assert not curl_goes_direct(url, "sub.corp.example", "*.corp.example")
+
+
+def test_the_docstring_example_runs() -> None:
+    import doctest
+
+    from carto_proxy._diagnostics import _portable
+
+    assert doctest.testmod(_portable).attempted >= 2
