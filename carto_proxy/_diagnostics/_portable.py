@@ -122,7 +122,7 @@ def _rewrite_list(
             break
         current = list(following.values())
     changed = {
-        written: _summary(variable, written, rules, _now(written, rules, current, origin))
+        written: _summary(variable, written, rules, _now(written, rules, current, origin), readers)
         for written, rules in applied.items()
     }
     for entry, reason in ignored.items():
@@ -153,8 +153,12 @@ def _now(
     return [kept[e.lower()] for e in rules[-1].rewrite or () if e.lower() in kept]
 
 
-def _summary(variable: str, entry: str, rules: list[EntryRule], now: list[str]) -> Rewrite:
-    tools = tuple(dict.fromkeys(t for rule in rules for t in rule.tools))
+def _summary(
+    variable: str, entry: str, rules: list[EntryRule], now: list[str], readers: Sequence[str]
+) -> Rewrite:
+    """The :class:`Rewrite` of *entry*, naming only the tools that read *variable*."""
+    tools = tuple(dict.fromkeys(t for rule in rules for t in rule.tools if t in readers))
     codes = tuple(dict.fromkeys(rule.code for rule in rules))
-    why = rules[0].message.format(tools=tool_names(rules[0].tools), entry=entry)
+    first = tuple(t for t in rules[0].tools if t in readers)
+    why = rules[0].message.format(tools=tool_names(first), entry=entry)
     return Rewrite(variable, entry, tuple(now), codes, tools, why)

@@ -285,3 +285,11 @@ def test_the_docstring_example_runs() -> None:
     from carto_proxy._diagnostics import _portable
 
     assert doctest.testmod(_portable).attempted >= 2
+
+
+def test_rewrites_name_only_the_tools_that_read_the_list() -> None:
+    result = rewrite("*.a.example", no_grpc_proxy="*.b.example")
+    by_entry = {r.entry: r for r in result.rewrites}
+    assert "grpc" not in by_entry["*.a.example"].tools  # gRPC reads NO_GRPC_PROXY instead
+    assert by_entry["*.b.example"].tools == ("grpc",)
+    assert by_entry["*.b.example"].why.startswith("'*.b.example' is ignored by gRPC:")
