@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from tests.cli.helpers import (
     ROUTE_KEYS,
     SNOWFLAKE,
     both,
+    run_subprocess,
 )
 
 
@@ -135,3 +137,13 @@ def test_route_notes_a_refused_trust_setting_it_does_not_need(cli: Any) -> None:
     assert "NODE_TLS_REJECT_UNAUTHORIZED 'no' must be 0 or 1; routing does not need it" in (
         result.err
     )
+
+
+def test_route_on_carto_s_https_example_in_a_subprocess() -> None:
+    result = run_subprocess(
+        "route", "--json", "--env-file", str(HTTPS_ENV), "--warehouse", "redshift", "dw.corp:5439"
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    (route,) = json.loads(result.stdout)
+    assert (route["input"], route["target"]["protocol"]) == ("dw.corp:5439", "tcp")
+    assert route["needs_direct_egress"] is True
