@@ -1,6 +1,7 @@
-"""Findings about a proxy configuration: ``check()`` and the portability lint.
+"""Findings about a built proxy configuration: the diagnostics and the portability lint.
 
-- :func:`check` / :func:`diagnose`: refused values and risky settings (``CP1xx``-``CP3xx``).
+- :func:`diagnose`: refused values and risky settings (``CP1xx``-``CP3xx``) of a built
+  configuration; :func:`carto_proxy.check` (``_check.py``) reads a source and calls it.
 - :func:`lint`: how other tools (Go, curl, urllib, requests, httpx, Node, gRPC) would read the
   same values differently (``CP5xx``).
 
@@ -10,7 +11,7 @@ Both return :class:`Diagnostic` records whose codes and severities come from one
 
 from carto_proxy._codes import Severity
 
-from ._check import check, diagnose
+from ._diagnose import diagnose
 from ._diagnostic import Diagnostic, from_error
 from ._portability import lint
 from ._tools import TOOLS, tool_names
@@ -19,7 +20,6 @@ __all__ = [
     "TOOLS",
     "Diagnostic",
     "Severity",
-    "check",
     "diagnose",
     "from_error",
     "lint",
