@@ -12,27 +12,35 @@ Fixtures (all function-scoped views; the servers behind them are shared by the s
     A running :class:`~carto_proxy.testing.LocalOrigin`, cleared: it answers any host name.
 ``carto_proxy_config``
     A :class:`~carto_proxy.ProxyConfig` pointing at ``carto_proxy_recording_proxy``, as
-    CARTO's ``.env`` would, with the marker's ``no_proxy`` and ``NODE_EXTRA_CA_CERTS`` naming
-    the proxy's and the origin's CAs when they are in use. Direct connections are guarded
-    (``carto_proxy_direct_guard``) while it is in use.
+    CARTO's ``.env`` would, with the marker's ``no_proxy`` and ``NODE_EXTRA_CA_CERTS`` holding
+    every CA in use at once: the TLS proxy's, the origin's and ``carto_proxy_ca_files``.
 ``carto_proxy_environ``
     ``carto_proxy_config`` written to ``os.environ`` with
     :func:`~carto_proxy.testing.proxy_environ`; every other proxy variable cleared.
 ``carto_proxy_clean_environ``
     No proxy variable at all, restored afterwards.
 ``carto_proxy_direct_guard``
-    An active :class:`~carto_proxy.testing.DirectGuard`: the names this process resolves
-    itself (connections going direct) are recorded and, unless ``block_direct=False``,
-    refused; ``origin_hosts`` resolve to ``carto_proxy_origin``.
+    The active :class:`~carto_proxy.testing.DirectGuard` of
+    :func:`~carto_proxy.testing.block_direct`, which guards every test that uses a
+    ``carto_proxy_*`` fixture or the marker: going around the proxy fails at once, saying
+    that the host went direct, and nothing leaves loopback; ``origin_hosts`` resolve to
+    ``carto_proxy_origin``. ``block_direct=False`` opts out: names are only recorded.
 ``carto_proxy_upstreams``
     Where the proxy sends each name: the marker's ``upstreams`` plus its ``origin_hosts``
     (sent to ``carto_proxy_origin``). Override it to compute upstreams from your own fixtures.
+``carto_proxy_ca_files``
+    CA files the configuration trusts as well: the marker's ``ca_files``. Override it to add
+    the CAs your own fixtures make.
 
 The marker::
 
     @pytest.mark.carto_proxy(no_proxy=".internal", tls=True,
                              origin_hosts=["api.example.com"], upstreams={...},
-                             block_direct=True)
+                             ca_files=[...], block_direct=True)
+
+``--carto-proxy-audit`` (or the ini setting ``carto_proxy_audit = true``) fails every test
+whose code went around its proxy configuration, naming the host and the line, even when the
+code under test swallowed the error (:mod:`carto_proxy.testing._audit_mode`).
 
 A test whose proxy needs upstreams gets a proxy of its own, started and stopped around it
 (under a millisecond; a few for a TLS proxy, whose CA is made for it); others share the
@@ -42,10 +50,7 @@ when a fixture first needs them, so loading the plugin costs about 4 ms in other
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,11 +61,14 @@ import pytest
 from carto_proxy._config import ProxyConfig
 
 if TYPE_CHECKING:
+    from contextlib import ExitStack
+
     from carto_proxy.testing._direct import DirectGuard
     from carto_proxy.testing._origin import LocalOrigin
     from carto_proxy.testing._recording_proxy import RecordingProxy
 
 __all__ = [
+    "carto_proxy_ca_files",
     "carto_proxy_clean_environ",
     "carto_proxy_config",
     "carto_proxy_direct_guard",
@@ -74,20 +82,50 @@ __all__ = [
 
 MARKER = "carto_proxy"
 _MARKER_HELP = (
-    "carto_proxy(no_proxy=None, tls=False, upstreams=None, origin_hosts=(), block_direct=True):"
-    " configure the carto_proxy_* fixtures: NO_PROXY for the configuration, a TLS proxy, where"
-    " the proxy sends names ({'host[:port]': (ip, port)}), names served by carto_proxy_origin,"
-    " and whether names this process resolves itself are refused"
+    "carto_proxy(no_proxy=None, tls=False, upstreams=None, origin_hosts=(), ca_files=(),"
+    " block_direct=True): configure the carto_proxy_* fixtures: NO_PROXY for the"
+    " configuration, a TLS proxy, where the proxy sends names ({'host[:port]': (ip, port)}),"
+    " names served by carto_proxy_origin, more CA files to trust, and whether going direct"
+    " (or beyond loopback) fails at once"
 )
 _GUARD_HINT = (
-    "map it to carto_proxy_origin with @pytest.mark.carto_proxy(origin_hosts=[...]), "
-    "or let it resolve with @pytest.mark.carto_proxy(block_direct=False)"
+    "map the name to carto_proxy_origin with @pytest.mark.carto_proxy(origin_hosts=[...]), "
+    "or let it through with @pytest.mark.carto_proxy(block_direct=False)"
 )
+_AUDIT_HELP = (
+    "fail every test whose code looked up or connected to a host around its proxy "
+    "configuration (the carto_proxy_config in use, else the environment), naming the host "
+    "and the line"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--carto-proxy-audit`` and the ini setting ``carto_proxy_audit``."""
+    group = parser.getgroup("carto_proxy", "carto_proxy's testing kit")
+    group.addoption("--carto-proxy-audit", action="store_true", default=False, help=_AUDIT_HELP)
+    parser.addini("carto_proxy_audit", _AUDIT_HELP, type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``carto_proxy`` marker (so ``--strict-markers`` accepts it)."""
     config.addinivalue_line("markers", _MARKER_HELP)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Under ``--carto-proxy-audit``, fail a test whose code went around the configuration."""
+    if not (item.config.getoption("carto_proxy_audit") or item.config.getini("carto_proxy_audit")):
+        return (yield)
+    from carto_proxy.testing._audit_mode import TestAudit
+
+    with TestAudit(item) as audited:
+        try:
+            result = yield
+        except BaseException:
+            audited.report()
+            raise
+    audited.fail()
+    return result
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +136,7 @@ class Settings:
     tls: bool = False
     upstreams: Mapping[str, tuple[str, int]] | None = None
     origin_hosts: tuple[str, ...] = ()
+    ca_files: tuple[str, ...] = ()
     block_direct: bool = True
 
     @classmethod
@@ -121,14 +160,19 @@ class Settings:
         no_proxy = given.get("no_proxy")
         if no_proxy is not None and not isinstance(no_proxy, str):
             no_proxy = ",".join(no_proxy)
-        hosts = given.get("origin_hosts", ())
         return cls(
             no_proxy=no_proxy,
             tls=bool(given.get("tls", False)),
             upstreams=given.get("upstreams"),
-            origin_hosts=(hosts,) if isinstance(hosts, str) else tuple(hosts),
+            origin_hosts=_names(given.get("origin_hosts", ())),
+            ca_files=tuple(map(os.fspath, _names(given.get("ca_files", ())))),
             block_direct=bool(given.get("block_direct", True)),
         )
+
+
+def _names(value: Any) -> tuple[Any, ...]:
+    """One value or several, as a tuple."""
+    return (value,) if isinstance(value, (str, os.PathLike)) else tuple(value)
 
 
 class Servers:
@@ -137,7 +181,8 @@ class Servers:
     def __init__(self) -> None:
         self._by_tls: dict[bool, RecordingProxy] = {}
         self._origin: LocalOrigin | None = None
-        self._dir: str | None = None
+        self._ca_files: ExitStack | None = None
+        self._bundles: dict[tuple[str, ...], str] = {}
 
     def proxy(self, *, tls: bool) -> RecordingProxy:
         """Return the shared plain or TLS proxy, cleared and without faults."""
@@ -159,16 +204,17 @@ class Servers:
         self._origin.clear()
         return self._origin
 
-    def ca_bundle(self, pems: Iterable[bytes]) -> str:
+    def ca_bundle(self, pems: Iterable[str]) -> str:
         """Return a PEM file holding ``pems``, written once per content for the session."""
-        data = b"".join(pem.rstrip(b"\n") + b"\n" for pem in pems)
-        if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="carto-proxy-pytest-")
-        path = os.path.join(self._dir, hashlib.sha256(data).hexdigest()[:16] + ".pem")
-        if not os.path.exists(path):
-            with open(path, "wb") as file:
-                file.write(data)
-        return path
+        from contextlib import ExitStack
+
+        from carto_proxy.testing._ca_files import ca_bundle
+
+        key = tuple(pems)
+        if key not in self._bundles:
+            self._ca_files = self._ca_files or ExitStack()
+            self._bundles[key] = self._ca_files.enter_context(ca_bundle(*key))
+        return self._bundles[key]
 
     def stop(self) -> None:
         """Stop every server and remove the CA files."""
@@ -176,8 +222,8 @@ class Servers:
             proxy.stop()
         if self._origin is not None:
             self._origin.stop()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+        if self._ca_files is not None:
+            self._ca_files.close()
 
 
 @pytest.fixture(scope="session")
@@ -247,41 +293,74 @@ def carto_proxy_tls_proxy(request: pytest.FixtureRequest) -> Iterator[RecordingP
         yield proxy
 
 
+@pytest.fixture(autouse=True)
+def _carto_proxy_guard(request: pytest.FixtureRequest) -> None:
+    """Guard every test that uses the kit: a ``carto_proxy_*`` fixture, or the marker."""
+    if request.node.get_closest_marker(MARKER) is not None or any(
+        name.startswith("carto_proxy_") for name in request.fixturenames
+    ):
+        request.getfixturevalue("carto_proxy_direct_guard")
+
+
 @pytest.fixture
 def carto_proxy_direct_guard(request: pytest.FixtureRequest) -> Iterator[DirectGuard]:
-    """Yield an active :class:`DirectGuard`: names the process resolves itself go direct.
+    """Yield the active guard: going around the proxy fails at once; nothing leaves loopback.
 
-    ``origin_hosts`` resolve to ``carto_proxy_origin`` (any port); other names are refused
-    unless the marker says ``block_direct=False``.
+    It judges by ``carto_proxy_config`` when the test uses it, else by the environment as
+    :func:`~carto_proxy.testing.proxy_environ` sets it (:func:`~carto_proxy.testing.block_direct`).
+    ``origin_hosts`` resolve to ``carto_proxy_origin`` (any port). With the marker's
+    ``block_direct=False``, names are only recorded, and resolved for real.
     """
-    from carto_proxy.testing._assertions import using
-    from carto_proxy.testing._direct import DirectGuard
-
     settings = Settings.of(request.node)
     hosts: dict[str, str | tuple[str, int]] = {}
     if settings.origin_hosts:
         origin: LocalOrigin = request.getfixturevalue("carto_proxy_origin")
         hosts = dict.fromkeys(settings.origin_hosts, origin.address)
-    with (
-        DirectGuard(hosts, block=settings.block_direct, hint=_GUARD_HINT) as guard,
-        using(guard=guard),
-    ):
+    if not settings.block_direct:
+        from carto_proxy.testing._assertions import using
+        from carto_proxy.testing._direct import DirectGuard
+
+        with DirectGuard(hosts, block=False) as guard, using(guard=guard):
+            yield guard
+        return
+    from carto_proxy.testing._block import block_direct
+
+    config: ProxyConfig | None = None
+    if "carto_proxy_config" in request.fixturenames:
+        config = request.getfixturevalue("carto_proxy_config")
+    elif "carto_proxy_clean_environ" in request.fixturenames:
+        request.getfixturevalue("carto_proxy_clean_environ")  # before the environment is read
+    with block_direct(config, hosts=hosts, hint=_GUARD_HINT) as guard:
         yield guard
+
+
+@pytest.fixture
+def carto_proxy_ca_files(request: pytest.FixtureRequest) -> list[str]:
+    """Return the CA files ``carto_proxy_config`` trusts besides the kit's: the marker's.
+
+    Override it to trust the CAs your own fixtures make (a server in ``carto_proxy_upstreams``).
+    """
+    return list(Settings.of(request.node).ca_files)
 
 
 @pytest.fixture
 def carto_proxy_config(
     request: pytest.FixtureRequest,
     carto_proxy_recording_proxy: RecordingProxy,
-    carto_proxy_direct_guard: DirectGuard,
+    carto_proxy_ca_files: list[str],
     carto_proxy_servers: Servers,
 ) -> ProxyConfig:
     """Return a :class:`ProxyConfig` for ``carto_proxy_recording_proxy``, as CARTO writes it.
 
     ``HTTP_PROXY`` and ``HTTPS_PROXY`` (and ``GRPC_PROXY`` for the plain proxy), the marker's
-    ``no_proxy``, and ``NODE_EXTRA_CA_CERTS`` with the CAs in use: the TLS proxy's and, when
-    the test uses ``carto_proxy_origin`` or ``origin_hosts``, the origin's.
+    ``no_proxy``, and ``NODE_EXTRA_CA_CERTS`` with every CA in use at once: the TLS proxy's,
+    the origin's (when the test uses ``carto_proxy_origin`` or ``origin_hosts``) and
+    ``carto_proxy_ca_files``.
+
+    Raises:
+        ConfigError: a CA file is missing or holds no certificate.
     """
+    from carto_proxy._tls import load_ca_file
     from carto_proxy.testing._environ import environ_config
 
     settings = Settings.of(request.node)
@@ -290,6 +369,7 @@ def carto_proxy_config(
     if settings.origin_hosts or "carto_proxy_origin" in request.fixturenames:
         origin: LocalOrigin = request.getfixturevalue("carto_proxy_origin")
         pems.append(origin.ca_pem)
+    pems += [load_ca_file(os.fspath(path)) for path in carto_proxy_ca_files]
     ca_file = carto_proxy_servers.ca_bundle(pems) if pems else None
     return environ_config(proxy, no_proxy=settings.no_proxy, ca_file=ca_file)
 

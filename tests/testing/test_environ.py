@@ -175,7 +175,7 @@ def test_recording_proxy_plain_and_tls() -> None:
         assert tls.url.startswith("https://localhost:")
         assert "GRPC_PROXY" not in env  # gRPC cannot use an https:// proxy
         assert env["NODE_EXTRA_CA_CERTS"] == tls.ca_file
-        assert config.extra_ca_pem == tls.ca_pem.decode()
+        assert config.extra_ca_pem == tls.ca_pem
 
 
 def test_stopped_tls_proxy_stands_for_a_proxy_that_is_down() -> None:

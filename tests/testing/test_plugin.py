@@ -288,8 +288,8 @@ def test_config_trusts_the_cas_in_use(user: pytest.Pytester) -> None:
         @pytest.mark.carto_proxy(tls=True, no_proxy=["localhost", ".internal"])
         def test_tls(carto_proxy_config, carto_proxy_recording_proxy, carto_proxy_origin):
             pem = carto_proxy_config.extra_ca_pem
-            assert carto_proxy_recording_proxy.ca_pem.decode().strip() in pem
-            assert carto_proxy_origin.ca_pem.decode().strip() in pem
+            assert carto_proxy_recording_proxy.ca_pem.strip() in pem
+            assert carto_proxy_origin.ca_pem.strip() in pem
             assert str(carto_proxy_config.no_proxy) == "localhost,.internal"
             assert carto_proxy_config.grpc_proxy is None  # CARTO: no GRPC_PROXY for https://
 
