@@ -44,25 +44,24 @@ code under test swallowed the error (:mod:`carto_proxy.testing._audit_mode`).
 
 A test whose proxy needs upstreams gets a proxy of its own, started and stopped around it
 (under a millisecond; a few for a TLS proxy, whose CA is made for it); others share the
-session's. This module imports only pytest and carto_proxy's core: the servers are imported
-when a fixture first needs them, so loading the plugin costs about 4 ms in other test runs.
+session's. This module imports only pytest, carto_proxy's core and the fixtures' settings
+(:mod:`carto_proxy.testing._plugin_support`): the servers are imported when a fixture first
+needs them, so loading the plugin costs about 4 ms in other test runs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from carto_proxy._config import ProxyConfig
+from carto_proxy.testing._plugin_support import MARKER, Servers, Settings
 
 if TYPE_CHECKING:
-    from contextlib import ExitStack
-
     from carto_proxy.testing._direct import DirectGuard
     from carto_proxy.testing._origin import LocalOrigin
     from carto_proxy.testing._recording_proxy import RecordingProxy
@@ -80,7 +79,6 @@ __all__ = [
     "carto_proxy_upstreams",
 ]
 
-MARKER = "carto_proxy"
 _MARKER_HELP = (
     "carto_proxy(no_proxy=None, tls=False, upstreams=None, origin_hosts=(), ca_files=(),"
     " block_direct=True): configure the carto_proxy_* fixtures: NO_PROXY for the"
@@ -128,102 +126,43 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     return result
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Settings:
-    """What the ``carto_proxy`` markers on a test ask for (closest marker wins, per key)."""
-
-    no_proxy: str | None = None
-    tls: bool = False
-    upstreams: Mapping[str, tuple[str, int]] | None = None
-    origin_hosts: tuple[str, ...] = ()
-    ca_files: tuple[str, ...] = ()
-    block_direct: bool = True
-
-    @classmethod
-    def of(cls, node: pytest.Item) -> Settings:
-        """Read the markers of a test, from the closest (function) to the farthest (module).
-
-        Raises:
-            TypeError: a marker has positional or unknown arguments.
-        """
-        given: dict[str, Any] = {}
-        for marker in node.iter_markers(MARKER):
-            unknown = set(marker.kwargs) - set(cls.__dataclass_fields__)
-            if marker.args or unknown:
-                raise TypeError(
-                    f"@pytest.mark.carto_proxy takes keyword arguments "
-                    f"{', '.join(cls.__dataclass_fields__)}; got "
-                    f"{[*marker.args, *sorted(unknown)]!r}"
-                )
-            for key, value in marker.kwargs.items():
-                given.setdefault(key, value)
-        no_proxy = given.get("no_proxy")
-        if no_proxy is not None and not isinstance(no_proxy, str):
-            no_proxy = ",".join(no_proxy)
-        return cls(
-            no_proxy=no_proxy,
-            tls=bool(given.get("tls", False)),
-            upstreams=given.get("upstreams"),
-            origin_hosts=_names(given.get("origin_hosts", ())),
-            ca_files=tuple(map(os.fspath, _names(given.get("ca_files", ())))),
-            block_direct=bool(given.get("block_direct", True)),
-        )
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Say why a client refused a certificate of the kit's servers, when a kit test failed so."""
+    report: pytest.TestReport = yield
+    config = getattr(item, "funcargs", {}).get("carto_proxy_config")
+    if (
+        report.when == "call"
+        and report.failed
+        and isinstance(config, ProxyConfig)
+        and call.excinfo is not None
+        and _refused_a_certificate(call.excinfo.value)
+    ):
+        report.sections.append(("carto_proxy", _CERTIFICATE_NOTE % config.extra_ca_file))
+    return report
 
 
-def _names(value: Any) -> tuple[Any, ...]:
-    """One value or several, as a tuple."""
-    return (value,) if isinstance(value, (str, os.PathLike)) else tuple(value)
+_CERTIFICATE_NOTE = (
+    "A client refused a certificate (CERTIFICATE_VERIFY_FAILED). The kit's servers are signed "
+    "by test CAs, which this test's configuration trusts through NODE_EXTRA_CA_CERTS (%s), as "
+    "CARTO's does for a TLS or TLS-inspecting proxy. A client that verifies with its own roots "
+    "(a plain httpx.Client(), requests, urllib) refuses them, as it would refuse the "
+    "customer's proxy CA. Give it carto_proxy's trust: a carto_proxy adapter, or "
+    "verify=config.ssl_context() (config.ca_bundle_path() where a file is needed)."
+)
 
 
-class Servers:
-    """The session's shared servers, each started the first time a test needs it."""
-
-    def __init__(self) -> None:
-        self._by_tls: dict[bool, RecordingProxy] = {}
-        self._origin: LocalOrigin | None = None
-        self._ca_files: ExitStack | None = None
-        self._bundles: dict[tuple[str, ...], str] = {}
-
-    def proxy(self, *, tls: bool) -> RecordingProxy:
-        """Return the shared plain or TLS proxy, cleared and without faults."""
-        proxy = self._by_tls.get(tls)
-        if proxy is None:
-            from carto_proxy.testing._recording_proxy import RecordingProxy
-
-            proxy = self._by_tls[tls] = RecordingProxy(tls=tls).start()
-        proxy.clear()
-        proxy.clear_faults()
-        return proxy
-
-    def origin(self) -> LocalOrigin:
-        """Return the shared origin, cleared."""
-        if self._origin is None:
-            from carto_proxy.testing._origin import LocalOrigin
-
-            self._origin = LocalOrigin().start()
-        self._origin.clear()
-        return self._origin
-
-    def ca_bundle(self, pems: Iterable[str]) -> str:
-        """Return a PEM file holding ``pems``, written once per content for the session."""
-        from contextlib import ExitStack
-
-        from carto_proxy.testing._ca_files import ca_bundle
-
-        key = tuple(pems)
-        if key not in self._bundles:
-            self._ca_files = self._ca_files or ExitStack()
-            self._bundles[key] = self._ca_files.enter_context(ca_bundle(*key))
-        return self._bundles[key]
-
-    def stop(self) -> None:
-        """Stop every server and remove the CA files."""
-        for proxy in self._by_tls.values():
-            proxy.stop()
-        if self._origin is not None:
-            self._origin.stop()
-        if self._ca_files is not None:
-            self._ca_files.close()
+def _refused_a_certificate(error: BaseException | None) -> bool:
+    """Whether *error*, or an error it was raised from or while handling, refused a certificate."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if "CERTIFICATE_VERIFY_FAILED" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 @pytest.fixture(scope="session")

@@ -416,4 +416,8 @@ def test_loading_the_plugin_imports_only_pytest_and_the_core() -> None:
     assert "carto_proxy.testing.plugin" in loaded
     assert not [name for name in loaded if name.startswith(("trustme", "httpx", "urllib3"))]
     testing = [name for name in loaded if name.startswith("carto_proxy.testing")]
-    assert testing == ["carto_proxy.testing", "carto_proxy.testing.plugin"]
+    assert testing == [
+        "carto_proxy.testing",
+        "carto_proxy.testing._plugin_support",
+        "carto_proxy.testing.plugin",
+    ]
