@@ -20,7 +20,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from carto_proxy._audit import Audit, Violation, audit
@@ -32,7 +32,7 @@ from carto_proxy.testing._assertions import using
 from carto_proxy.testing._direct import LOCAL_NAMES, DirectGuard
 from carto_proxy.testing._environ import environ_listeners
 
-__all__ = ["Judge", "block_direct"]
+__all__ = ["Blocking", "Judge", "block_direct"]
 
 _HINT = (
     "map the name to a local server with block_direct(hosts=...) or DirectGuard.add(), or "
@@ -87,35 +87,61 @@ def block_direct(
         ConfigError: *config* is ``None`` and the environment holds a value carto_proxy
             refuses.
     """
-    guard = DirectGuard(hosts)
-    with guard, _Block(config, guard, hint), using(guard=guard):
-        yield guard
+    with Blocking(config, hosts=hosts, hint=hint) as blocking:
+        yield blocking.guard
 
 
-class _Block:
-    """One active block: its judge of going direct, and the guard whose names it lets through."""
+class Blocking:
+    """What :func:`block_direct` runs: a guard for the names, a judge, the loopback hook.
 
-    def __init__(self, config: ProxyConfig | None, guard: DirectGuard, hint: str) -> None:
-        self._judge = Judge(config, on_violation=_went_direct)
-        self.guard = guard
+    The pytest plugin uses it directly, to judge by ``carto_proxy_config`` once that exists.
+
+    Args:
+        config: what to judge by; ``None`` follows the environment.
+        hosts: the guard's names.
+        hint: what refusals of unmapped names and remote addresses suggest.
+        lenient: judge an environment carto_proxy cannot read as no proxy at all, instead of
+            raising (the plugin's fixtures replace it, or leave the test to fail on it).
+    """
+
+    def __init__(
+        self,
+        config: ProxyConfig | None,
+        *,
+        hosts: Mapping[str, str | tuple[str, int]] | None,
+        hint: str,
+        lenient: bool = False,
+    ) -> None:
+        self.guard = DirectGuard(hosts)
         self.hint = hint
+        self._judge = Judge(config, on_violation=_went_direct, lenient=lenient)
+        self._stack = ExitStack()
 
-    def __enter__(self) -> _Block:
+    def judge_by(self, config: ProxyConfig) -> None:
+        """Judge by *config* from now on (no longer following the environment)."""
+        self._judge.judge_by(config)
+
+    def __enter__(self) -> Blocking:
         global _active, _installed
-        self._judge.__enter__()
-        with _lock:
-            _active = (*_active, self)
-            if not _installed:
-                # After the judge's audit(): its hook comes first, so going direct is told so.
-                sys.addaudithook(_confine)
-                _installed = True
+        with ExitStack() as stack:
+            stack.enter_context(self.guard)
+            stack.enter_context(self._judge)
+            stack.enter_context(using(guard=self.guard))
+            with _lock:
+                _active = (*_active, self)
+                if not _installed:
+                    # After the judge's audit(): its hook comes first, so going direct is
+                    # told as such rather than as a name no server is mapped to.
+                    sys.addaudithook(_confine)
+                    _installed = True
+            self._stack = stack.pop_all()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         global _active
         with _lock:
             _active = tuple(block for block in _active if block is not self)
-        self._judge.__exit__()
+        self._stack.close()
 
 
 class Judge:
@@ -127,30 +153,56 @@ class Judge:
             :func:`~carto_proxy.testing.proxy_environ` changes ``os.environ``.
         on_violation: called with each :class:`~carto_proxy.Violation`; what it raises fails
             the lookup or connection.
+        lenient: an environment carto_proxy cannot read is judged as no proxy at all,
+            instead of raising :class:`~carto_proxy.ConfigError` on entry.
     """
 
-    def __init__(self, config: ProxyConfig | None, on_violation: Callable[[Violation], object]):
+    def __init__(
+        self,
+        config: ProxyConfig | None,
+        on_violation: Callable[[Violation], object],
+        *,
+        lenient: bool = False,
+    ) -> None:
         self._config = config
         self._on_violation = on_violation
+        self._lenient = lenient
         self._audit: Audit | None = None
 
     def __enter__(self) -> Judge:
-        self._audit = audit(self._config or ProxyConfig.from_env(), on_violation=self._on_violation)
-        if self._config is None:
+        config = self._config
+        if config is None:
             environ_listeners.append(self._follow)
+            try:
+                config = ProxyConfig.from_env()
+            except ConfigError:
+                if not self._lenient:
+                    environ_listeners.remove(self._follow)
+                    raise
+                config = ProxyConfig.direct()
+        self._audit = audit(config, on_violation=self._on_violation)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._config is None:
+        if self._follow in environ_listeners:
             environ_listeners.remove(self._follow)
         if self._audit is not None:
             self._audit.stop()
+
+    def judge_by(self, config: ProxyConfig) -> None:
+        """Judge by *config* from now on, whatever the environment becomes."""
+        if self._follow in environ_listeners:
+            environ_listeners.remove(self._follow)
+        self._replace(config)
 
     def _follow(self) -> None:
         try:
             config = ProxyConfig.from_env()
         except ConfigError:
             return  # the code under test cannot read it either: keep judging by the last one
+        self._replace(config)
+
+    def _replace(self, config: ProxyConfig) -> None:
         previous, self._audit = self._audit, audit(config, on_violation=self._on_violation)
         if previous is not None:
             previous.stop()
@@ -170,7 +222,7 @@ def _went_direct(violation: Violation) -> None:
 # -- the hook keeping everything else on loopback ------------------------------------------------
 
 _lock = threading.Lock()
-_active: tuple[_Block, ...] = ()
+_active: tuple[Blocking, ...] = ()
 _installed = False
 _INET = frozenset({socket.AF_INET, socket.AF_INET6})
 

@@ -62,6 +62,7 @@ from carto_proxy._config import ProxyConfig
 from carto_proxy.testing._plugin_support import MARKER, Servers, Settings
 
 if TYPE_CHECKING:
+    from carto_proxy.testing._block import Blocking
     from carto_proxy.testing._direct import DirectGuard
     from carto_proxy.testing._origin import LocalOrigin
     from carto_proxy.testing._recording_proxy import RecordingProxy
@@ -90,6 +91,7 @@ _GUARD_HINT = (
     "map the name to carto_proxy_origin with @pytest.mark.carto_proxy(origin_hosts=[...]), "
     "or let it through with @pytest.mark.carto_proxy(block_direct=False)"
 )
+_BLOCKING: pytest.StashKey[Blocking] = pytest.StashKey()  # the test's guard, for carto_proxy_config
 _AUDIT_HELP = (
     "fail every test whose code looked up or connected to a host around its proxy "
     "configuration (the carto_proxy_config in use, else the environment), naming the host "
@@ -173,8 +175,14 @@ def carto_proxy_servers() -> Iterator[Servers]:
     servers.stop()
 
 
+# Every function-scoped fixture asks for carto_proxy_direct_guard, so that a test using any of
+# them, even through request.getfixturevalue(), is guarded from its start.
+
+
 @pytest.fixture
-def carto_proxy_upstreams(request: pytest.FixtureRequest) -> dict[str, tuple[str, int]]:
+def carto_proxy_upstreams(
+    request: pytest.FixtureRequest, carto_proxy_direct_guard: DirectGuard
+) -> dict[str, tuple[str, int]]:
     """Return where the proxy sends names: the marker's ``upstreams`` and ``origin_hosts``."""
     settings = Settings.of(request.node)
     upstreams = dict(settings.upstreams or {})
@@ -185,7 +193,9 @@ def carto_proxy_upstreams(request: pytest.FixtureRequest) -> dict[str, tuple[str
 
 
 @pytest.fixture
-def carto_proxy_origin(carto_proxy_servers: Servers) -> LocalOrigin:
+def carto_proxy_origin(
+    carto_proxy_servers: Servers, carto_proxy_direct_guard: DirectGuard
+) -> LocalOrigin:
     """Return the session's :class:`LocalOrigin`, with no request recorded yet."""
     return carto_proxy_servers.origin()
 
@@ -205,7 +215,9 @@ def _proxy(request: pytest.FixtureRequest, *, tls: bool) -> Iterator[RecordingPr
 
 
 @pytest.fixture
-def carto_proxy_recording_proxy(request: pytest.FixtureRequest) -> Iterator[RecordingProxy]:
+def carto_proxy_recording_proxy(
+    request: pytest.FixtureRequest, carto_proxy_direct_guard: DirectGuard
+) -> Iterator[RecordingProxy]:
     """Yield the running proxy this test's configuration uses: plain, or TLS if the marker says.
 
     It is the default proxy of ``assert_tunnelled`` and the other helpers.
@@ -217,7 +229,9 @@ def carto_proxy_recording_proxy(request: pytest.FixtureRequest) -> Iterator[Reco
 
 
 @pytest.fixture
-def carto_proxy_tls_proxy(request: pytest.FixtureRequest) -> Iterator[RecordingProxy]:
+def carto_proxy_tls_proxy(
+    request: pytest.FixtureRequest, carto_proxy_direct_guard: DirectGuard
+) -> Iterator[RecordingProxy]:
     """Yield a running TLS proxy (``https://localhost:PORT``); its CA is ``ca_file``.
 
     Raises:
@@ -234,18 +248,18 @@ def carto_proxy_tls_proxy(request: pytest.FixtureRequest) -> Iterator[RecordingP
 
 @pytest.fixture(autouse=True)
 def _carto_proxy_guard(request: pytest.FixtureRequest) -> None:
-    """Guard every test that uses the kit: a ``carto_proxy_*`` fixture, or the marker."""
-    if request.node.get_closest_marker(MARKER) is not None or any(
-        name.startswith("carto_proxy_") for name in request.fixturenames
-    ):
+    """Guard a test that has the marker, or the session's servers, but asks for no fixture."""
+    if request.node.get_closest_marker(MARKER) or "carto_proxy_servers" in request.fixturenames:
         request.getfixturevalue("carto_proxy_direct_guard")
 
 
 @pytest.fixture
-def carto_proxy_direct_guard(request: pytest.FixtureRequest) -> Iterator[DirectGuard]:
+def carto_proxy_direct_guard(
+    request: pytest.FixtureRequest, carto_proxy_servers: Servers
+) -> Iterator[DirectGuard]:
     """Yield the active guard: going around the proxy fails at once; nothing leaves loopback.
 
-    It judges by ``carto_proxy_config`` when the test uses it, else by the environment as
+    It judges by ``carto_proxy_config`` once the test has it, else by the environment as
     :func:`~carto_proxy.testing.proxy_environ` sets it (:func:`~carto_proxy.testing.block_direct`).
     ``origin_hosts`` resolve to ``carto_proxy_origin`` (any port). With the marker's
     ``block_direct=False``, names are only recorded, and resolved for real.
@@ -253,8 +267,7 @@ def carto_proxy_direct_guard(request: pytest.FixtureRequest) -> Iterator[DirectG
     settings = Settings.of(request.node)
     hosts: dict[str, str | tuple[str, int]] = {}
     if settings.origin_hosts:
-        origin: LocalOrigin = request.getfixturevalue("carto_proxy_origin")
-        hosts = dict.fromkeys(settings.origin_hosts, origin.address)
+        hosts = dict.fromkeys(settings.origin_hosts, carto_proxy_servers.origin().address)
     if not settings.block_direct:
         from carto_proxy.testing._assertions import using
         from carto_proxy.testing._direct import DirectGuard
@@ -262,19 +275,22 @@ def carto_proxy_direct_guard(request: pytest.FixtureRequest) -> Iterator[DirectG
         with DirectGuard(hosts, block=False) as guard, using(guard=guard):
             yield guard
         return
-    from carto_proxy.testing._block import block_direct
+    from carto_proxy.testing._block import Blocking
 
-    config: ProxyConfig | None = None
-    if "carto_proxy_config" in request.fixturenames:
-        config = request.getfixturevalue("carto_proxy_config")
-    elif "carto_proxy_clean_environ" in request.fixturenames:
-        request.getfixturevalue("carto_proxy_clean_environ")  # before the environment is read
-    with block_direct(config, hosts=hosts, hint=_GUARD_HINT) as guard:
-        yield guard
+    # Lenient: a machine's unreadable proxy variables are for the environment fixtures to
+    # replace, or for the code under test to fail on.
+    with Blocking(None, hosts=hosts, hint=_GUARD_HINT, lenient=True) as blocking:
+        request.node.stash[_BLOCKING] = blocking
+        try:
+            yield blocking.guard
+        finally:
+            del request.node.stash[_BLOCKING]
 
 
 @pytest.fixture
-def carto_proxy_ca_files(request: pytest.FixtureRequest) -> list[str]:
+def carto_proxy_ca_files(
+    request: pytest.FixtureRequest, carto_proxy_direct_guard: DirectGuard
+) -> list[str]:
     """Return the CA files ``carto_proxy_config`` trusts besides the kit's: the marker's.
 
     Override it to trust the CAs your own fixtures make (a server in ``carto_proxy_upstreams``).
@@ -288,6 +304,7 @@ def carto_proxy_config(
     carto_proxy_recording_proxy: RecordingProxy,
     carto_proxy_ca_files: list[str],
     carto_proxy_servers: Servers,
+    carto_proxy_direct_guard: DirectGuard,
 ) -> ProxyConfig:
     """Return a :class:`ProxyConfig` for ``carto_proxy_recording_proxy``, as CARTO writes it.
 
@@ -310,7 +327,11 @@ def carto_proxy_config(
         pems.append(origin.ca_pem)
     pems += [load_ca_file(os.fspath(path)) for path in carto_proxy_ca_files]
     ca_file = carto_proxy_servers.ca_bundle(pems) if pems else None
-    return environ_config(proxy, no_proxy=settings.no_proxy, ca_file=ca_file)
+    config = environ_config(proxy, no_proxy=settings.no_proxy, ca_file=ca_file)
+    blocking = request.node.stash.get(_BLOCKING, None)
+    if blocking is not None:
+        blocking.judge_by(config)  # the code under test may be given it, not read it
+    return config
 
 
 @pytest.fixture
@@ -327,7 +348,7 @@ def carto_proxy_environ(carto_proxy_config: ProxyConfig) -> Iterator[ProxyConfig
 
 
 @pytest.fixture
-def carto_proxy_clean_environ() -> Iterator[None]:
+def carto_proxy_clean_environ(carto_proxy_direct_guard: DirectGuard) -> Iterator[None]:
     """Remove every proxy variable (both cases, ``ALL_PROXY``, ``NODE_*``) for the test."""
     from carto_proxy.testing._environ import proxy_environ
 

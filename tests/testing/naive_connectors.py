@@ -78,7 +78,7 @@ _GET_JSON = {
 NAIVE = tuple(_GET_JSON)
 """The naive connectors, by name."""
 
-FETCH_LINE = 'found = get_json(url, self._timeout)'
+FETCH_LINE = "found = get_json(url, self._timeout)"
 """The line of ``geocoder.py`` that sends the request (the line a failure points at)."""
 
 
