@@ -26,9 +26,12 @@ def main() -> None:
         origin.reply("/v1/geocode", json={"lat": 40.4168, "lon": -3.7038})
         # NODE_EXTRA_CA_CERTS trusts the proxy's CA and the origin's; block_direct makes a
         # request that goes around the proxy fail at once, and keeps everything on loopback.
-        with proxy_environ(proxy, ca_file=origin.ca_file) as config, block_direct(config):
-            with Geocoder("https://geocoder.example.com", timeout=5) as geocoder:
-                assert geocoder.geocode("Madrid") == (40.4168, -3.7038)
+        with (
+            proxy_environ(proxy, ca_file=origin.ca_file) as config,
+            block_direct(config),
+            Geocoder("https://geocoder.example.com", timeout=5) as geocoder,
+        ):
+            assert geocoder.geocode("Madrid") == (40.4168, -3.7038)
         assert_tunnelled("geocoder.example.com:443", proxy=proxy)
 
 
