@@ -22,10 +22,11 @@ def ca_bundle(*pems: str) -> Iterator[str]:
     only: what ``NODE_EXTRA_CA_CERTS``, ``ssl.create_default_context(cafile=...)`` or a
     client's ``verify=`` take.
 
+    >>> from pathlib import Path
     >>> from carto_proxy.testing import LocalOrigin, RecordingProxy
     >>> with RecordingProxy(tls=True) as proxy, LocalOrigin() as origin:
     ...     with ca_bundle(proxy.ca_pem, origin.ca_pem) as path:
-    ...         open(path, encoding="ascii").read().count("BEGIN CERTIFICATE")
+    ...         Path(path).read_text().count("BEGIN CERTIFICATE")
     2
 
     Args:

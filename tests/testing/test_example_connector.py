@@ -11,18 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.testing.user_project import STRICT_INI
+
 pytest.importorskip("httpx")
 pytest.importorskip("respx")  # the example's unit tests use it; they are skipped without it
 
 pytest_plugins = ["pytester"]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "connector"
-STRICT_INI = """
-[pytest]
-addopts = --strict-markers -p no:cacheprovider -p no:hypothesispytest
-filterwarnings = error
-timeout = 60
-"""
 # A connector that trusts carto_proxy's CAs, but leaves httpx to read the proxy variables.
 ROUTED = "self._http = carto_httpx.client(\n            config, base_url=base_url,"
 ENV_PROXIES = (

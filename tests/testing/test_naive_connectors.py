@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.testing.naive_connectors import geocoder_source
+from tests.testing.user_project import STRICT_INI
 
 pytest.importorskip("httpx")
 pytest.importorskip("requests")
@@ -20,12 +21,6 @@ pytest.importorskip("requests")
 pytest_plugins = ["pytester"]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "connector"
-STRICT_INI = """
-[pytest]
-addopts = --strict-markers -p no:cacheprovider -p no:hypothesispytest
-filterwarnings = error
-timeout = 60
-"""
 # The guard's message, as the connector's own error wraps it (fnmatch: [[] and []] are [ ]).
 WENT_DIRECT = (
     "E   *GeocoderError: geocoding '{address}' failed: carto_proxy: geocoder.example.com:443 "

@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from tests.testing.test_plugin import STRICT_INI
+from tests.testing.user_project import STRICT_INI
 
 pytest.importorskip("httpx")
 pytest.importorskip("requests")
