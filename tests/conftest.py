@@ -6,6 +6,11 @@ import pytest
 
 pytest_plugins = ["tests.support.conftest_plugin"]
 
+# A hung test fails after two minutes wherever pytest-timeout is installed (nox installs it).
+# pyproject.toml's configuration does not require it: the README's venv, pip install -e
+# '.[all]', runs the tests too (tests/test_readme_venv.py).
+TEST_TIMEOUT = 120
+
 # Every variable any client library reads for proxies or trust, in both cases.
 PROXY_VARIABLES = (
     "HTTP_PROXY",
@@ -39,3 +44,14 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     # Snowflake drivers probe cloud metadata servers at login unless told not to.
     monkeypatch.setenv("SNOWFLAKE_DISABLE_PLATFORM_DETECTION", "true")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each test :data:`TEST_TIMEOUT` unless pytest-timeout was told otherwise."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return
+    if config.getoption("timeout", None) is not None or config.getini("timeout"):
+        return
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT))
