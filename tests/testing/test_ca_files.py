@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from carto_proxy.testing import ca_bundle
 from carto_proxy.testing import _ca_files as ca_files_module
+from carto_proxy.testing import ca_bundle
 
 
 def test_the_pems_are_written_in_order_each_ending_with_a_newline() -> None:

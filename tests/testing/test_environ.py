@@ -254,7 +254,10 @@ def test_a_ca_file_that_is_not_a_ca_is_named_and_nothing_is_set(tmp_path: Path) 
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate")
     env = {"HTTPS_PROXY": "http://before:1"}
-    with RecordingProxy(tls=True) as proxy, pytest.raises(ConfigError, match="junk.pem"):
-        with proxy_environ(proxy, ca_file=junk, environ=env):
-            pass
+    with (
+        RecordingProxy(tls=True) as proxy,
+        pytest.raises(ConfigError, match=r"junk\.pem"),
+        proxy_environ(proxy, ca_file=junk, environ=env),
+    ):
+        pass
     assert env == {"HTTPS_PROXY": "http://before:1"}

@@ -7,10 +7,12 @@ What the guide's tests say about naive connectors: test_naive_connectors.py.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.testing.naive_connectors import geocoder_source
 from tests.testing.user_project import STRICT_INI
 
 pytest.importorskip("httpx")
@@ -63,5 +65,25 @@ def test_the_https_proxy_test_catches_httpx_own_proxy_support(project: pytest.Py
         [
             "E *GeocoderError: geocoding 'Madrid' failed: [[]SSL: CERTIFICATE_VERIFY_FAILED[]]*",
             "FAILED test_geocoder.py::test_https_proxy - *",
+        ]
+    )
+
+
+def test_the_recipe_without_pytest_runs_and_catches_a_connector_going_direct(
+    project: pytest.Pytester,
+) -> None:
+    # The guide's "Without pytest" recipe, as a script: a TLS proxy, the origin's CA too.
+    script = str(project.path / "without_pytest.py")
+    result = project.run(sys.executable, script, timeout=60)
+    assert result.ret == 0, result.stderr.str()
+    (project.path / "geocoder.py").write_text(geocoder_source("httpx_trust_env_false"))
+    result = project.run(sys.executable, script, timeout=60)
+    assert result.ret == 1
+    result.stderr.fnmatch_lines(
+        [
+            "geocoder.GeocoderError: geocoding 'Madrid' failed: carto_proxy: "
+            "geocoder.example.com:443 went direct: this process looked it up itself instead "
+            "of asking the proxy for it (geocoder.py:*). Its route is through the proxy "
+            "https://localhost:* (HTTPS_PROXY, rule proxy). Fix: *"
         ]
     )
