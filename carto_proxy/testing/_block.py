@@ -233,7 +233,7 @@ def _confine(event: str, args: tuple[Any, ...]) -> None:
     refused = _JUDGES[event](args)
     if refused is not None:
         block = _active[-1]
-        raise OSError(f"carto_proxy: {refused} ({where(capture())}), {block.hint}")
+        raise OSError(f"carto_proxy: {refused} ({where(capture())}). Fix: {block.hint}")
 
 
 def _lookup(args: tuple[Any, ...]) -> str | None:

@@ -69,7 +69,7 @@ def test_assert_tunnelled_lists_what_the_proxy_saw(user: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(
         [
             "*AssertionError: api.example.com:443 was not tunnelled through the proxy "
-            "http://127.0.0.1:*: it went direct (this process resolved api.example.com itself);"
+            "http://127.0.0.1:*: it went direct (this process looked api.example.com up itself);"
             " the proxy saw: [[]CONNECT auth.example.com:443 → 200[]]"
         ]
     )
@@ -123,5 +123,34 @@ def test_unmapped_host_reached_the_proxy_but_was_refused(user: pytest.Pytester) 
             "*AssertionError: api.example.com:443 reached the proxy http://127.0.0.1:*, but not "
             "with status 200: CONNECT api.example.com:443 → 403 (*not a loopback address or "
             "mapped upstream*); map the name to a local server with upstreams=*"
+        ]
+    )
+
+
+def test_a_name_no_server_answers_for_never_reaches_a_resolver(user: pytest.Pytester) -> None:
+    user.makepyfile(
+        test_user="""
+        import pytest
+
+        from connector import fetch
+
+        @pytest.mark.carto_proxy(no_proxy=".internal")
+        def test_unmapped(carto_proxy_environ, carto_proxy_direct_guard):
+            try:
+                fetch("https://files.internal/report.csv")
+            finally:
+                assert carto_proxy_direct_guard.blocked == ["files.internal"]
+        """
+    )
+    result = user.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E   *NewConnectionError: HTTPSConnection(host='files.internal', port=443): Failed to"
+            " establish a new connection: carto_proxy: files.internal:443 was looked up, but no"
+            " local server is mapped to it, and a kit test never reaches the network"
+            " (connector.py:19). Fix: map the name to carto_proxy_origin with"
+            " @pytest.mark.carto_proxy(origin_hosts=[...]), or let it through with"
+            " @pytest.mark.carto_proxy(block_direct=False)"
         ]
     )
