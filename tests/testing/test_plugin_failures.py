@@ -149,7 +149,7 @@ def test_a_name_no_server_answers_for_never_reaches_a_resolver(user: pytest.Pyte
             "E   *NewConnectionError: HTTPSConnection(host='files.internal', port=443): Failed to"
             " establish a new connection: carto_proxy: files.internal:443 was looked up, but no"
             " local server is mapped to it, and a kit test never reaches the network"
-            " (connector.py:19). Fix: map the name to carto_proxy_origin with"
+            " (connector.py:18). Fix: map the name to carto_proxy_origin with"
             " @pytest.mark.carto_proxy(origin_hosts=[...]), or let it through with"
             " @pytest.mark.carto_proxy(block_direct=False)"
         ]
