@@ -150,7 +150,7 @@ def test_a_name_no_server_answers_for_never_reaches_a_resolver(user: pytest.Pyte
             " establish a new connection: carto_proxy: files.internal:443 was looked up, but no"
             " local server is mapped to it, and a kit test never reaches the network"
             " (connector.py:18). Fix: map the name to carto_proxy_origin with"
-            " @pytest.mark.carto_proxy(origin_hosts=[...]), or let it through with"
+            " @pytest.mark.carto_proxy(origin_hosts=[[]...[]]), or let it through with"
             " @pytest.mark.carto_proxy(block_direct=False)"
         ]
     )
