@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from types import TracebackType
 
 import pytest
 
@@ -55,12 +54,7 @@ class TestAudit:
             self._judge = judge.__enter__()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._judge is not None:
             self._judge.__exit__()
 

@@ -2,7 +2,7 @@
 
 Each has the interface of ``examples/connector/geocoder.py`` (``Geocoder``, ``GeocoderError``)
 and fetches with one client used the naive way, so the guide's own tests can run against it:
-what they print is what docs/testing.md shows.
+what they print is what docs/testing-failures.md shows.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What the guide says naive connectors do, measured: the guide's own tests against each of them.
 
-docs/testing.md ("What a failure looks like") quotes these messages; each claim it makes about a
+docs/testing-failures.md quotes these messages; each claim it makes about a
 naive connector is asserted here. The connectors are in naive_connectors.py; the tests are
 examples/connector/test_geocoder.py, run unchanged in a fresh pytest session (pytester).
 """
