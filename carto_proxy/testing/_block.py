@@ -9,8 +9,8 @@ Two judges, one event stream (PEP 578 audit events of the ``socket`` module):
   ``localhost``) is never looked up, and nothing connects beyond loopback.
 
 A :class:`~carto_proxy.testing.DirectGuard` resolves the mapped names to local servers. The
-kit's own servers are not judged (:mod:`carto_proxy._unaudited`): their connection threads and
-their listening addresses are exempt from every audit.
+kit's own machinery is not judged (:mod:`carto_proxy._unaudited`): its servers' connection
+threads, and connections to an address the guard maps a name to, are exempt from every audit.
 """
 
 from __future__ import annotations

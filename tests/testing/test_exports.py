@@ -17,6 +17,7 @@ CONTRACT = {
     "record_routes",
     "assert_tunnelled",
     "assert_not_proxied",
+    "block_direct",
 }
 
 
