@@ -118,6 +118,17 @@ def test_hosts_routed_direct_reach_their_local_server_and_are_not_violations(
     assert guard.went_direct(INTERNAL)
 
 
+def test_hosts_the_warehouse_rules_send_direct_resolve_too(origin: LocalOrigin) -> None:
+    # Snowflake cannot use an https:// proxy, and PostgreSQL is TCP: both go direct.
+    config = ProxyConfig.from_env(environ={"HTTPS_PROXY": "https://127.0.0.1:3129"})
+    snowflake = "xy12345.eu-central-1.snowflakecomputing.com"
+    hosts = {snowflake: origin.address, "db.example.test": origin.address, API: origin.address}
+    with block_direct(config, hosts=hosts):
+        assert socket.getaddrinfo(snowflake, 443)[0][4] == origin.address
+        assert socket.getaddrinfo("db.example.test", 5432)[0][4] == origin.address
+        assert "went direct" in refusal(lambda: socket.getaddrinfo(API, 443))
+
+
 def test_the_proxys_own_connections_upstream_are_never_violations(
     config: ProxyConfig, origin: LocalOrigin, proxy: RecordingProxy
 ) -> None:
