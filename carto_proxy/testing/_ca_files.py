@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-__all__ = ["ca_bundle"]
+__all__ = ["ServerCaFile", "ca_bundle"]
 
 
 @contextlib.contextmanager
@@ -52,3 +52,38 @@ def ca_bundle(*pems: str) -> Iterator[str]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+class ServerCaFile:
+    """The CA file of one of the kit's servers: written when it starts, removed when it stops.
+
+    Args:
+        what: the server, as its ``ca_file`` error names it ("the LocalOrigin").
+    """
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._held: contextlib.ExitStack | None = None
+        self._path = ""
+
+    def write(self, pem: str) -> None:
+        """Write *pem* to a new file (see :func:`ca_bundle`)."""
+        self._held = contextlib.ExitStack()
+        self._path = self._held.enter_context(ca_bundle(pem))
+
+    def remove(self) -> None:
+        """Remove the file; harmless when there is none."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
+
+    @property
+    def path(self) -> str:
+        """The file's path.
+
+        Raises:
+            RuntimeError: the file is not there (its server does not run).
+        """
+        if self._held is None:
+            raise RuntimeError(f"ca_file exists only while {self._what} runs")
+        return self._path

@@ -16,7 +16,6 @@ what was received.
 
 from __future__ import annotations
 
-import contextlib
 import json as _json  # reply() has a json= argument
 import socket
 import ssl
@@ -29,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from carto_proxy.exceptions import MissingExtraError
-from carto_proxy.testing._ca_files import ca_bundle
+from carto_proxy.testing._ca_files import ServerCaFile
 from carto_proxy.testing._serving import ConnectionServer
 
 __all__ = ["LocalOrigin", "OriginRequest"]
@@ -172,8 +171,7 @@ class LocalOrigin:
         self._replies: dict[str, _Reply] = {}
         self._handler: Handler | None = None
         self._server = ConnectionServer(self._serve, name="LocalOrigin", backlog=256)
-        self._ca_file: contextlib.ExitStack | None = None
-        self._ca_path = ""
+        self._ca_file = ServerCaFile("the LocalOrigin")
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -197,16 +195,13 @@ class LocalOrigin:
         if self._server.used:
             raise RuntimeError("a LocalOrigin runs once; make a new one")
         self._server.start(self._host)
-        self._ca_file = contextlib.ExitStack()
-        self._ca_path = self._ca_file.enter_context(ca_bundle(self.ca_pem))
+        self._ca_file.write(self.ca_pem)
         return self
 
     def stop(self) -> None:
         """Close every connection and join every thread (within 1 s); idempotent."""
         self._server.stop()
-        if self._ca_file is not None:
-            self._ca_file.close()
-            self._ca_file = None
+        self._ca_file.remove()
 
     # --- where it listens and whom to trust ---------------------------------------------------
 
@@ -256,9 +251,7 @@ class LocalOrigin:
         Raises:
             RuntimeError: the origin is not running.
         """
-        if self._ca_file is None:
-            raise RuntimeError("ca_file exists only while the LocalOrigin runs")
-        return self._ca_path
+        return self._ca_file.path
 
     # --- what it saw ----------------------------------------------------------------------------
 

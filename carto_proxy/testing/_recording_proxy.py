@@ -14,14 +14,13 @@ the mapped upstreams, and never resolves a name to decide::
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import ssl
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
 from carto_proxy.exceptions import MissingExtraError
-from carto_proxy.testing._ca_files import ca_bundle
+from carto_proxy.testing._ca_files import ServerCaFile
 from carto_proxy.testing._faults import Faults
 from carto_proxy.testing._proxy_records import ProxyRecord, RecordBook
 from carto_proxy.testing._proxying import Proxying
@@ -80,8 +79,7 @@ class RecordingProxy:
         self._book = RecordBook()
         # A deep backlog, so that 100 simultaneous connects all land.
         self._server = ConnectionServer(self._serve, name="RecordingProxy", backlog=1024)
-        self._ca_file: contextlib.ExitStack | None = None
-        self._ca_path = ""
+        self._ca_file = ServerCaFile("a RecordingProxy(tls=True)")
         server_ctx: ssl.SSLContext | None = None
         self._ca_pem: str | None = None
         if tls:
@@ -121,8 +119,7 @@ class RecordingProxy:
             raise RuntimeError("a RecordingProxy runs once; make a new one")
         self._server.start(self._host, self._requested_port)
         if self._ca_pem is not None:
-            self._ca_file = contextlib.ExitStack()
-            self._ca_path = self._ca_file.enter_context(ca_bundle(self._ca_pem))
+            self._ca_file.write(self._ca_pem)
         return self
 
     def stop(self) -> None:
@@ -131,9 +128,7 @@ class RecordingProxy:
         Calling it again, or before :meth:`start`, does nothing.
         """
         self._server.stop()
-        if self._ca_file is not None:
-            self._ca_file.close()
-            self._ca_file = None
+        self._ca_file.remove()
 
     # --- where it listens -----------------------------------------------------------------------
 
@@ -192,9 +187,7 @@ class RecordingProxy:
         Raises:
             RuntimeError: the proxy does not use TLS or is not running.
         """
-        if self._ca_file is None:
-            raise RuntimeError("ca_file exists only while a RecordingProxy(tls=True) runs")
-        return self._ca_path
+        return self._ca_file.path
 
     def __repr__(self) -> str:
         where = self.url if self._server.port is not None else "not started"
