@@ -17,11 +17,8 @@ what was received.
 from __future__ import annotations
 
 import json as _json  # reply() has a json= argument
-import os
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from carto_proxy.exceptions import MissingExtraError
+from carto_proxy.testing._ca_files import ServerCaFile
 from carto_proxy.testing._serving import ConnectionServer
 
 __all__ = ["LocalOrigin", "OriginRequest"]
@@ -173,7 +171,7 @@ class LocalOrigin:
         self._replies: dict[str, _Reply] = {}
         self._handler: Handler | None = None
         self._server = ConnectionServer(self._serve, name="LocalOrigin", backlog=256)
-        self._ca_dir: str | None = None
+        self._ca_file = ServerCaFile("the LocalOrigin")
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -197,17 +195,13 @@ class LocalOrigin:
         if self._server.used:
             raise RuntimeError("a LocalOrigin runs once; make a new one")
         self._server.start(self._host)
-        self._ca_dir = tempfile.mkdtemp(prefix="carto-proxy-origin-ca-")
-        with open(self.ca_file, "wb") as file:
-            file.write(self.ca_pem)
+        self._ca_file.write(self.ca_pem)
         return self
 
     def stop(self) -> None:
         """Close every connection and join every thread (within 1 s); idempotent."""
         self._server.stop()
-        if self._ca_dir is not None:
-            shutil.rmtree(self._ca_dir, ignore_errors=True)
-            self._ca_dir = None
+        self._ca_file.remove()
 
     # --- where it listens and whom to trust ---------------------------------------------------
 
@@ -246,9 +240,9 @@ class LocalOrigin:
         return dict.fromkeys(names, self.address)
 
     @property
-    def ca_pem(self) -> bytes:
-        """The PEM of the CA that signs this origin's certificates."""
-        return bytes(self._ca.cert_pem.bytes())
+    def ca_pem(self) -> str:
+        """The PEM text of the CA that signs this origin's certificates."""
+        return str(self._ca.cert_pem.bytes().decode("ascii"))
 
     @property
     def ca_file(self) -> str:
@@ -257,9 +251,7 @@ class LocalOrigin:
         Raises:
             RuntimeError: the origin is not running.
         """
-        if self._ca_dir is None:
-            raise RuntimeError("ca_file exists only while the LocalOrigin runs")
-        return os.path.join(self._ca_dir, "ca.pem")
+        return self._ca_file.path
 
     # --- what it saw ----------------------------------------------------------------------------
 

@@ -14,15 +14,13 @@ the mapped upstreams, and never resolves a name to decide::
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import ssl
-import tempfile
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
 from carto_proxy.exceptions import MissingExtraError
+from carto_proxy.testing._ca_files import ServerCaFile
 from carto_proxy.testing._faults import Faults
 from carto_proxy.testing._proxy_records import ProxyRecord, RecordBook
 from carto_proxy.testing._proxying import Proxying
@@ -81,9 +79,9 @@ class RecordingProxy:
         self._book = RecordBook()
         # A deep backlog, so that 100 simultaneous connects all land.
         self._server = ConnectionServer(self._serve, name="RecordingProxy", backlog=1024)
-        self._ca_dir: str | None = None
+        self._ca_file = ServerCaFile("a RecordingProxy(tls=True)")
         server_ctx: ssl.SSLContext | None = None
-        self._ca_pem: bytes | None = None
+        self._ca_pem: str | None = None
         if tls:
             server_ctx, self._ca_pem = _make_tls()
         self._proxying = Proxying(
@@ -121,9 +119,7 @@ class RecordingProxy:
             raise RuntimeError("a RecordingProxy runs once; make a new one")
         self._server.start(self._host, self._requested_port)
         if self._ca_pem is not None:
-            self._ca_dir = tempfile.mkdtemp(prefix="carto-proxy-ca-")
-            with open(self.ca_file, "wb") as file:
-                file.write(self._ca_pem)
+            self._ca_file.write(self._ca_pem)
         return self
 
     def stop(self) -> None:
@@ -132,9 +128,7 @@ class RecordingProxy:
         Calling it again, or before :meth:`start`, does nothing.
         """
         self._server.stop()
-        if self._ca_dir is not None:
-            shutil.rmtree(self._ca_dir, ignore_errors=True)
-            self._ca_dir = None
+        self._ca_file.remove()
 
     # --- where it listens -----------------------------------------------------------------------
 
@@ -176,8 +170,8 @@ class RecordingProxy:
         return f"{self.scheme}://{host}:{self.port}"
 
     @property
-    def ca_pem(self) -> bytes:
-        """The PEM of the CA that signed a TLS proxy's certificate.
+    def ca_pem(self) -> str:
+        """The PEM text of the CA that signed a TLS proxy's certificate.
 
         Raises:
             RuntimeError: the proxy does not use TLS.
@@ -193,9 +187,7 @@ class RecordingProxy:
         Raises:
             RuntimeError: the proxy does not use TLS or is not running.
         """
-        if self._ca_dir is None:
-            raise RuntimeError("ca_file exists only while a RecordingProxy(tls=True) runs")
-        return os.path.join(self._ca_dir, "ca.pem")
+        return self._ca_file.path
 
     def __repr__(self) -> str:
         where = self.url if self._server.port is not None else "not started"
@@ -319,7 +311,7 @@ class RecordingProxy:
         self._proxying.serve(conn, client)
 
 
-def _make_tls() -> tuple[ssl.SSLContext, bytes]:
+def _make_tls() -> tuple[ssl.SSLContext, str]:
     """Make a CA for this proxy and a server context with its certificate for loopback names."""
     try:
         import trustme
@@ -328,4 +320,4 @@ def _make_tls() -> tuple[ssl.SSLContext, bytes]:
     ca = trustme.CA()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("localhost", "127.0.0.1", "::1").configure_cert(context)
-    return context, ca.cert_pem.bytes()
+    return context, str(ca.cert_pem.bytes().decode("ascii"))

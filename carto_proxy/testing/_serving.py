@@ -9,6 +9,9 @@ Both must also outlive a process that runs out of resources: a connection that g
 is refused and the server keeps accepting; when ``accept`` fails for want of descriptors or
 memory, the connection waits in the backlog and the server backs off (as Go's ``net/http``
 does) instead of spinning on a listener that stays readable.
+
+Their own connections are not the program's: an egress audit in the same process does not
+judge what their connection threads connect to (a proxy's upstreams).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+
+from carto_proxy._unaudited import unaudited
 
 __all__ = ["ConnectionServer"]
 
@@ -238,7 +243,8 @@ class ConnectionServer:
 
     def _run(self, conn: socket.socket, client: tuple[str, int]) -> None:
         try:
-            self._serve(conn, client)
+            with unaudited():  # what this thread connects to is the server's, not the program's
+                self._serve(conn, client)
         finally:
             with self._lock:
                 self._sockets.discard(conn)

@@ -30,7 +30,7 @@ from carto_proxy.cli._demo._requests import (
 )
 from carto_proxy.cli._shared import Source
 from carto_proxy.exceptions import ConfigError
-from carto_proxy.testing import DirectGuard, ProxyRecord, RecordingProxy
+from carto_proxy.testing import DirectGuard, ProxyRecord, RecordingProxy, ca_bundle
 
 __all__ = ["Outcome", "Rewrite", "Scenario", "all_as_expected", "read_scenarios", "run_scenario"]
 
@@ -118,11 +118,10 @@ def run_scenario(
     name: str,
     environ: Mapping[str, str],
     *,
-    ca_pem: bytes,
+    ca_pem: str,
     servers: Servers,
     adapters: Mapping[str, Any],
     guard: DirectGuard,
-    bundle: Path,
 ) -> Scenario:
     """Run every request of an installed adapter under *environ*, pointed at the demo.
 
@@ -133,7 +132,6 @@ def run_scenario(
         servers: the stand-ins.
         adapters: the adapter modules installed, by name.
         guard: the resolver patch that tells a direct connection.
-        bundle: where to write the CA bundle the scenario trusts.
     """
     scenario = Scenario(source=name)
     upstreams = dict.fromkeys(HTTP_NAMES, servers.http)
@@ -146,8 +144,9 @@ def run_scenario(
             )
             for scheme in _proxy_schemes(environ)
         }
-        bundle.write_bytes(ca_pem + b"".join(p.ca_pem for p in proxies.values() if p.tls))
-        pointed = _point_at_demo(scenario, environ, proxies, str(bundle))
+        tls_cas = [proxy.ca_pem for proxy in proxies.values() if proxy.tls]
+        bundle = stack.enter_context(ca_bundle(ca_pem, *tls_cas))
+        pointed = _point_at_demo(scenario, environ, proxies, bundle)
         try:
             config = ProxyConfig.from_env(environ=pointed)
         except ConfigError as error:
