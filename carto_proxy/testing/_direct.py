@@ -24,7 +24,6 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 from carto_proxy._unaudited import exempt_address
@@ -141,12 +140,7 @@ class DirectGuard:
         socket.gethostbyname = self._gethostbyname
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._saved is not None:
             socket.getaddrinfo, socket.gethostbyname = self._saved
             self._saved = None

@@ -24,12 +24,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 
 from carto_proxy.exceptions import MissingExtraError
-from carto_proxy.testing._ca_files import ServerCaFile
-from carto_proxy.testing._serving import ConnectionServer
+from carto_proxy.testing._loopback import LoopbackServer
 
 __all__ = ["LocalOrigin", "OriginRequest"]
 
@@ -139,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # tests read origin.requests instead
 
 
-class LocalOrigin:
+class LocalOrigin(LoopbackServer):
     """Answer HTTP and HTTPS requests for any host name on one loopback port.
 
     Args:
@@ -157,7 +155,14 @@ class LocalOrigin:
             import trustme
         except ImportError as error:
             raise MissingExtraError("testing", "trustme") from error
-        self._host = host
+        super().__init__(
+            host=host,
+            port=0,
+            serve=self._serve,
+            name="LocalOrigin",
+            backlog=256,
+            ca_owner="the LocalOrigin",
+        )
         self._timeout = timeout
         self._ca = trustme.CA() if ca is None else ca
         self._tls = self._context_with(self._ca.issue_cert("localhost", "127.0.0.1", "::1"))
@@ -170,56 +175,11 @@ class LocalOrigin:
         self._errors: deque[Exception] = deque(maxlen=_MAX_ERRORS)
         self._replies: dict[str, _Reply] = {}
         self._handler: Handler | None = None
-        self._server = ConnectionServer(self._serve, name="LocalOrigin", backlog=256)
-        self._ca_file = ServerCaFile("the LocalOrigin")
 
-    # --- lifecycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> LocalOrigin:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> LocalOrigin:
-        """Listen and start answering; return this origin.
-
-        Raises:
-            RuntimeError: it was already started (an origin runs once).
-        """
-        if self._server.used:
-            raise RuntimeError("a LocalOrigin runs once; make a new one")
-        self._server.start(self._host)
-        self._ca_file.write(self.ca_pem)
-        return self
-
-    def stop(self) -> None:
-        """Close every connection and join every thread (within 1 s); idempotent."""
-        self._server.stop()
-        self._ca_file.remove()
+    def _ca_to_write(self) -> str | None:
+        return self.ca_pem
 
     # --- where it listens and whom to trust ---------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        """The loopback address it listens on."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The port it listens on.
-
-        Raises:
-            RuntimeError: it was never started.
-        """
-        if self._server.port is None:
-            raise RuntimeError("LocalOrigin is not started; call start() first")
-        return self._server.port
 
     @property
     def address(self) -> tuple[str, int]:

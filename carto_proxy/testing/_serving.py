@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from carto_proxy._unaudited import unaudited
 
-__all__ = ["ConnectionServer"]
+__all__ = ["ConnectionServer", "Serve"]
 
 # stop() must return within 1 s; keep a margin for closing sockets after the joins.
 _STOP_BUDGET = 0.8
@@ -36,7 +36,7 @@ _BACKOFF = 0.005
 _MAX_BACKOFF = 0.25
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
-_Serve = Callable[[socket.socket, tuple[str, int]], None]
+Serve = Callable[[socket.socket, tuple[str, int]], None]
 
 
 class ConnectionServer:
@@ -52,7 +52,7 @@ class ConnectionServer:
         backlog: how many connections may wait to be accepted.
     """
 
-    def __init__(self, serve: _Serve, *, name: str, backlog: int) -> None:
+    def __init__(self, serve: Serve, *, name: str, backlog: int) -> None:
         self._serve = serve
         self._name = name
         self._backlog = backlog
