@@ -9,7 +9,8 @@ timeout.
 Synchronous clients block in a socket call that only a timeout or the socket's shutdown can
 end: :class:`Deadline` shuts the handshake's socket down when the deadline passes, from one
 shared watchdog thread, so the blocked call returns at once and the adapter raises its
-library's timeout error.
+library's timeout error. Asynchronous adapters bound the handshake with the event loop's own
+timeouts.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 __all__ = ["Deadline", "check_handshake_timeout", "describe_timeout"]
 
@@ -108,41 +108,48 @@ _WATCHDOG = _Watchdog()
 
 
 class Deadline:
-    """Context manager: when *seconds* pass inside the block, shut the socket down.
+    """A bound on one handshake: when *seconds* pass before :meth:`finish`, the socket given
+    to :meth:`watch` is shut down, so that a call blocked on it returns at once.
 
-    *current_socket* returns the socket the handshake is using at that moment (it changes as
-    TLS layers are added), or ``None``. :attr:`expired` tells afterwards whether the deadline
-    cut the handshake short, so that the adapter raises a timeout rather than whatever error
-    the shut-down socket produced.
+    The socket is watched through a duplicate of its descriptor: it still refers to the
+    connection once TLS has wrapped (and detached) the original object, and no descriptor
+    number can be reused by another connection before :meth:`finish` closes it.
+    :attr:`expired` then tells whether the deadline cut the handshake short, so that the
+    adapter raises a timeout rather than whatever error the shut-down socket produced.
     """
 
-    def __init__(self, seconds: float, current_socket: Callable[[], socket.socket | None]) -> None:
-        self._seconds = seconds
-        self._current_socket = current_socket
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
         self._lock = threading.Lock()
         self._done = False
-        self.expired = False
-        self._ticket = -1
+        self._sock: socket.socket | None = None
+        self._ticket = _WATCHDOG.arm(seconds, self._expire)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut *sock* down if the deadline passes (at once if it has)."""
+        with self._lock:
+            if self._done or self._sock is not None:
+                return
+            self._sock = sock.dup()
+            if self.expired:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
 
     def _expire(self) -> None:
         with self._lock:
             if self._done:
                 return
             self.expired = True
-            sock = self._current_socket()
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
+            if self._sock is not None:
+                self._sock.shutdown(socket.SHUT_RDWR)
 
-    def __enter__(self) -> Deadline:
-        self._ticket = _WATCHDOG.arm(self._seconds, self._expire)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def finish(self) -> bool:
+        """End the bound (the handshake is over); return whether it had expired."""
         with self._lock:
-            self._done = True
-        _WATCHDOG.cancel(self._ticket)
+            if not self._done:
+                self._done = True
+                _WATCHDOG.cancel(self._ticket)
+                if self._sock is not None:
+                    self._sock.close()
+            return self.expired

@@ -36,6 +36,7 @@ from tests.adapters.http_cases import (  # noqa: E402
     token,
 )
 from tests.adapters.observe_cases import ObservedAdapterCases  # noqa: E402
+from tests.adapters.trickle_cases import TrickleCases  # noqa: E402
 from tests.support.names import API_HOST, DENIED_HOST, DIRECT_HOST  # noqa: E402
 from tests.support.origins import Origins  # noqa: E402
 from tests.support.pki import PKI  # noqa: E402
@@ -246,6 +247,12 @@ class AiohttpDriver(Driver):
 
 
 class TestAiohttpThroughSquid(HTTPAdapterCases):
+    @pytest.fixture
+    def driver(self) -> Driver:
+        return AiohttpDriver()
+
+
+class TestAiohttpTrickled(TrickleCases):
     @pytest.fixture
     def driver(self) -> Driver:
         return AiohttpDriver()
