@@ -95,9 +95,7 @@ def bounded_pool_classes(
     *seconds* is the bound (``None``: each connection's connect timeout).
     """
     namespace = {"carto_proxy_handshake_timeout": seconds}
-    http = type(
-        "BoundedHTTPConnection", (_Bounded, urllib3.connection.HTTPConnection), namespace
-    )
+    http = type("BoundedHTTPConnection", (_Bounded, urllib3.connection.HTTPConnection), namespace)
     https = type(
         "BoundedHTTPSConnection", (_Bounded, urllib3.connection.HTTPSConnection), namespace
     )

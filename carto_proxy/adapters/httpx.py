@@ -27,9 +27,10 @@ False
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import weakref
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from carto_proxy._config import ProxyConfig
@@ -40,10 +41,16 @@ from carto_proxy.adapters._common import (
     explain,
     import_extra,
     mark_hop,
-    refusal,
-    refuse_arguments,
     report_route,
     resolve_config,
+)
+from carto_proxy.adapters._handshake import check_handshake_timeout, describe_timeout
+from carto_proxy.adapters._httpx_handshake import AsyncHandshake, SyncHandshake
+from carto_proxy.adapters._httpx_options import (
+    DEFAULT_LIMITS,
+    inner_transports,
+    origin_context,
+    transport_options,
 )
 
 if TYPE_CHECKING:
@@ -62,22 +69,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-
-_DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's
-
-_ROUTING_FIX = (
-    "remove it: carto_proxy routes every request from the ProxyConfig "
-    "(HTTP_PROXY, HTTPS_PROXY, NO_PROXY); change the configuration instead"
-)
-_TRUST_FIX = (
-    "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs "
-    "in NODE_EXTRA_CA_CERTS, or pass verify=config.ssl_context() after adjusting it "
-    "(e.g. load_cert_chain() for a client certificate)"
-)
-_CERT_FIX = (
-    "pass verify=ctx where ctx = config.ssl_context() and ctx.load_cert_chain(...) "
-    "(httpx 0.28 deprecates cert=)"
-)
 
 
 def _origin(url: httpx.URL) -> str:
@@ -100,9 +91,17 @@ class _Router(Generic[_T]):
     Only the I/O differs between the two, as in httpx itself.
     """
 
-    def __init__(self, config: ProxyConfig, make: Callable[[ProxyURL | None], _T]) -> None:
+    def __init__(
+        self,
+        config: ProxyConfig,
+        make: Callable[[ProxyURL | None], _T],
+        proxy_handshake_timeout: float | None = None,
+    ) -> None:
         self.carto_proxy_config = config
         self._inner = InnerClients(config, make)
+        self._handshake = check_handshake_timeout(
+            proxy_handshake_timeout, adapter="carto_proxy.adapters.httpx"
+        )
 
     def route(self, request: httpx.Request) -> Route:
         """Return the route *request* would take; nothing is sent, no observer is told."""
@@ -119,6 +118,29 @@ class _Router(Generic[_T]):
             hop=lambda: mark_hop(request.extensions, request),
         )
 
+    def _bounds_handshake(self, request: httpx.Request, route: Route) -> bool:
+        """Whether *request* has a proxy handshake to bound: a CONNECT tunnel (an https
+        target) or the TLS handshake with an ``https://`` proxy."""
+        return route.proxy is not None and (route.proxy.is_tls or request.url.scheme == "https")
+
+
+def _timed_out(route: Route, seconds: float | None) -> httpx.ConnectTimeout:
+    return httpx.ConnectTimeout(explain(describe_timeout(route.proxy, seconds or 0), route))
+
+
+@contextlib.contextmanager
+def _traced(request: httpx.Request, trace: Callable[..., Any]) -> Iterator[None]:
+    """Follow *request* with *trace* (it calls the caller's own trace in turn)."""
+    theirs = request.extensions.get("trace")
+    request.extensions["trace"] = trace
+    try:
+        yield
+    finally:
+        if theirs is None:
+            request.extensions.pop("trace", None)
+        else:
+            request.extensions["trace"] = theirs
+
 
 class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
     """A transport that routes every request with :meth:`ProxyConfig.route`.
@@ -130,10 +152,26 @@ class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the transport its route selects."""
         route = self._decide(request)
+        inner = self._inner.pick(route)
+        if not self._bounds_handshake(request, route):
+            try:
+                return inner.handle_request(request)
+            except httpx.TransportError as error:
+                raise _explain(error, route) from error
+        handshake = SyncHandshake(
+            self._handshake,
+            tunnel=request.url.scheme == "https",
+            request_extensions=request.extensions,
+        )
         try:
-            return self._inner.pick(route).handle_request(request)
+            with _traced(request, handshake.trace):
+                return inner.handle_request(request)
         except httpx.TransportError as error:
+            if handshake.finish():
+                raise _timed_out(route, handshake.seconds) from error
             raise _explain(error, route) from error
+        finally:
+            handshake.finish()
 
     def close(self) -> None:
         """Close every inner transport and its connections."""
@@ -147,10 +185,27 @@ class AsyncRoutingTransport(_Router[httpx.AsyncBaseTransport], httpx.AsyncBaseTr
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the transport its route selects."""
         route = self._decide(request)
+        inner = self._inner.pick(route)
+        if not self._bounds_handshake(request, route):
+            try:
+                return await inner.handle_async_request(request)
+            except httpx.TransportError as error:
+                raise _explain(error, route) from error
+        handshake = AsyncHandshake(
+            self._handshake,
+            tunnel=request.url.scheme == "https",
+            request_extensions=request.extensions,
+        )
+        response = None
         try:
-            return await self._inner.pick(route).handle_async_request(request)
+            with _traced(request, handshake.trace), handshake.scope:
+                response = await inner.handle_async_request(request)
         except httpx.TransportError as error:
             raise _explain(error, route) from error
+        if response is None:  # the deadline cancelled it
+            await handshake.abandon()
+            raise _timed_out(route, handshake.seconds)
+        return response
 
     async def aclose(self) -> None:
         """Close every inner transport and its connections."""
@@ -164,9 +219,10 @@ def transport(
     verify: ssl.SSLContext | bool = True,
     http1: bool = True,
     http2: bool = False,
-    limits: httpx.Limits = _DEFAULT_LIMITS,
+    limits: httpx.Limits = DEFAULT_LIMITS,
     retries: int = 0,
     socket_options: Iterable[Any] | None = None,
+    proxy_handshake_timeout: float | None = None,
 ) -> RoutingTransport:
     """Build a routing transport for ``httpx.Client(transport=...)``.
 
@@ -181,22 +237,26 @@ def transport(
         retries: connection retries, as ``httpx.HTTPTransport`` (httpx applies them to direct
             connections only).
         socket_options: as ``httpx.HTTPTransport``.
+        proxy_handshake_timeout: the seconds the whole proxy handshake of a new connection
+            may take (TCP connect, TLS with an ``https://`` proxy, CONNECT sent → tunnel
+            ready), however slowly the proxy answers; ``None`` (the default): the request's
+            connect timeout.
 
     Raises:
         ConfigError: *verify* would turn origin verification off.
     """
     config = resolve_config(config)
-    make = _inner_transports(
+    make = inner_transports(
         httpx.HTTPTransport,
         config,
-        _origin_context(config, verify, "transport"),
+        origin_context(config, verify, "transport"),
         http1=http1,
         http2=http2,
         limits=limits,
         retries=retries,
         socket_options=socket_options,
     )
-    return RoutingTransport(config, make)
+    return RoutingTransport(config, make, proxy_handshake_timeout)
 
 
 def async_transport(
@@ -205,45 +265,35 @@ def async_transport(
     verify: ssl.SSLContext | bool = True,
     http1: bool = True,
     http2: bool = False,
-    limits: httpx.Limits = _DEFAULT_LIMITS,
+    limits: httpx.Limits = DEFAULT_LIMITS,
     retries: int = 0,
     socket_options: Iterable[Any] | None = None,
+    proxy_handshake_timeout: float | None = None,
 ) -> AsyncRoutingTransport:
     """Build a routing transport for ``httpx.AsyncClient(transport=...)``.
 
     The arguments are those of :func:`transport`.
     """
     config = resolve_config(config)
-    make = _inner_transports(
+    make = inner_transports(
         httpx.AsyncHTTPTransport,
         config,
-        _origin_context(config, verify, "async_transport"),
+        origin_context(config, verify, "async_transport"),
         http1=http1,
         http2=http2,
         limits=limits,
         retries=retries,
         socket_options=socket_options,
     )
-    return AsyncRoutingTransport(config, make)
+    return AsyncRoutingTransport(config, make, proxy_handshake_timeout)
 
 
-def _inner_transports(
-    transport_class: Callable[..., _T], config: ProxyConfig, origin: ssl.SSLContext, **options: Any
-) -> Callable[[ProxyURL | None], _T]:
-    """How a routing transport builds the inner transport of a route's proxy (or of none).
-
-    httpx's own proxy and environment handling stay off: the route has been decided already.
-    """
-
-    def make(proxy: ProxyURL | None) -> _T:
-        return transport_class(
-            verify=origin, trust_env=False, proxy=_proxy(config, proxy), **options
-        )
-
-    return make
-
-
-def client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Client:
+def client(
+    config: ProxyConfig | None = None,
+    *,
+    proxy_handshake_timeout: float | None = None,
+    **kwargs: Any,
+) -> httpx.Client:
     """Build an ``httpx.Client`` that routes every request, redirects included, by *config*.
 
     Keyword arguments go to ``httpx.Client`` (``timeout``, ``headers``, ``follow_redirects``,
@@ -252,6 +302,7 @@ def client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Client:
 
     Args:
         config: the proxy configuration; ``None`` reads it from the environment.
+        proxy_handshake_timeout: as :func:`transport`.
         **kwargs: ``httpx.Client`` arguments.
 
     Raises:
@@ -260,20 +311,25 @@ def client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Client:
             other than ``True`` or a verifying ``ssl.SSLContext``.
     """
     config = resolve_config(config)
-    origin, options = _transport_options(config, kwargs, "client")
-    make = _inner_transports(httpx.HTTPTransport, config, origin, **options)
-    router = RoutingTransport(config, make)
+    origin, options = transport_options(config, kwargs, "client")
+    make = inner_transports(httpx.HTTPTransport, config, origin, **options)
+    router = RoutingTransport(config, make, proxy_handshake_timeout)
     built = httpx.Client(transport=router, trust_env=False, **kwargs)
     _routers[built] = router
     return built
 
 
-def async_client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.AsyncClient:
+def async_client(
+    config: ProxyConfig | None = None,
+    *,
+    proxy_handshake_timeout: float | None = None,
+    **kwargs: Any,
+) -> httpx.AsyncClient:
     """Build an ``httpx.AsyncClient``; the async counterpart of :func:`client`."""
     config = resolve_config(config)
-    origin, options = _transport_options(config, kwargs, "async_client")
-    make = _inner_transports(httpx.AsyncHTTPTransport, config, origin, **options)
-    router = AsyncRoutingTransport(config, make)
+    origin, options = transport_options(config, kwargs, "async_client")
+    make = inner_transports(httpx.AsyncHTTPTransport, config, origin, **options)
+    router = AsyncRoutingTransport(config, make, proxy_handshake_timeout)
     built = httpx.AsyncClient(transport=router, trust_env=False, **kwargs)
     _routers[built] = router
     return built
@@ -321,63 +377,3 @@ def route_for(
             "it does not route by a ProxyConfig"
         )
     return router.route(client.build_request("GET", url))
-
-
-def _transport_options(
-    config: ProxyConfig, kwargs: MutableMapping[str, Any], function: str
-) -> tuple[ssl.SSLContext, dict[str, Any]]:
-    """Refuse what would defeat the routing; return the origin context and transport options.
-
-    ``verify`` is taken out of *kwargs*; ``http1``, ``http2`` and ``limits`` are copied, and
-    stay for the client too: it only uses them to check that ``h2`` is installed, since it
-    builds no transport of its own.
-    """
-    adapter = f"carto_proxy.adapters.httpx.{function}"
-    refuse_arguments(
-        kwargs,
-        ("proxy", "proxies", "mounts", "transport", "uds"),
-        adapter=adapter,
-        fix=_ROUTING_FIX,
-    )
-    refuse_arguments(kwargs, ("cert",), adapter=adapter, fix=_CERT_FIX)
-    if kwargs.pop("trust_env", False) is not False:
-        raise refusal(
-            f"{adapter}(trust_env=True)",
-            "httpx would read HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE and .netrc on its own",
-            "remove it: carto_proxy reads the environment once, into the ProxyConfig",
-        )
-    origin = _origin_context(config, kwargs.pop("verify", True), function)
-    options = {
-        "http1": kwargs.get("http1", True),
-        "http2": kwargs.get("http2", False),
-        "limits": kwargs.get("limits", _DEFAULT_LIMITS),
-    }
-    return origin, options
-
-
-def _origin_context(config: ProxyConfig, verify: object, function: str) -> ssl.SSLContext:
-    if verify is True:
-        return config.ssl_context()
-    if (
-        isinstance(verify, ssl.SSLContext)
-        and verify.verify_mode == ssl.CERT_REQUIRED
-        and verify.check_hostname
-    ):
-        return verify
-    raise refusal(
-        f"carto_proxy.adapters.httpx.{function}(verify=...)",
-        "only verify=True or a verifying ssl.SSLContext is accepted; origin certificates are "
-        "always verified (NODE_TLS_REJECT_UNAUTHORIZED=0 only concerns the proxy's own "
-        "certificate)",
-        _TRUST_FIX,
-    )
-
-
-def _proxy(config: ProxyConfig, proxy: ProxyURL | None) -> httpx.Proxy | None:
-    if proxy is None:
-        return None
-    # httpcore refuses a proxy ssl_context for http:// proxies ("The proxy_ssl_context argument
-    # is not allowed for the http scheme"), and for https:// ones httpx ignores verify=:
-    # encode/httpx#1434, #1189.
-    context = config.proxy_ssl_context() if proxy.is_tls else None
-    return httpx.Proxy(str(proxy), ssl_context=context)
