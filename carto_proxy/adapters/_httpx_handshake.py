@@ -18,14 +18,21 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from carto_proxy.adapters._handshake import Deadline
+from carto_proxy._routing import Route
+from carto_proxy.adapters._common import explain, import_extra
+from carto_proxy.adapters._handshake import Deadline, describe_timeout
 
-__all__ = ["AsyncHandshake", "SyncHandshake"]
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = import_extra("httpx", "httpx")
+
+__all__ = ["AsyncHandshake", "SyncHandshake", "timed_out", "traced"]
 
 _OPENED = "connection.connect_tcp.started"
 _CONNECTED = "connection.connect_tcp.complete"
@@ -126,3 +133,22 @@ class AsyncHandshake(_Handshake):
         if stream is not None:
             with contextlib.suppress(Exception):
                 await stream.aclose()
+
+
+def timed_out(route: Route, seconds: float | None) -> httpx.ConnectTimeout:
+    """The error of a handshake the deadline cut short, naming the proxy and the route."""
+    return httpx.ConnectTimeout(explain(describe_timeout(route.proxy, seconds or 0), route))
+
+
+@contextlib.contextmanager
+def traced(request: httpx.Request, trace: Callable[..., Any]) -> Iterator[None]:
+    """Follow *request* with *trace* (it calls the caller's own trace in turn)."""
+    theirs = request.extensions.get("trace")
+    request.extensions["trace"] = trace
+    try:
+        yield
+    finally:
+        if theirs is None:
+            request.extensions.pop("trace", None)
+        else:
+            request.extensions["trace"] = theirs

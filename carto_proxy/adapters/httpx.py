@@ -27,10 +27,9 @@ False
 
 from __future__ import annotations
 
-import contextlib
 import ssl
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from carto_proxy._config import ProxyConfig
@@ -44,14 +43,20 @@ from carto_proxy.adapters._common import (
     report_route,
     resolve_config,
 )
-from carto_proxy.adapters._handshake import check_handshake_timeout, describe_timeout
-from carto_proxy.adapters._httpx_handshake import AsyncHandshake, SyncHandshake
+from carto_proxy.adapters._handshake import check_handshake_timeout
+from carto_proxy.adapters._httpx_handshake import (
+    AsyncHandshake,
+    SyncHandshake,
+    timed_out,
+    traced,
+)
 from carto_proxy.adapters._httpx_options import (
     DEFAULT_LIMITS,
     inner_transports,
     origin_context,
     transport_options,
 )
+from carto_proxy.exceptions import TargetError
 
 if TYPE_CHECKING:
     import httpx
@@ -61,6 +66,7 @@ else:
 __all__ = [
     "AsyncRoutingTransport",
     "RoutingTransport",
+    "UnroutableURL",
     "async_client",
     "async_transport",
     "client",
@@ -69,6 +75,20 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+
+class UnroutableURL(httpx.InvalidURL, TargetError):
+    """A URL httpx accepts but carto_proxy cannot route, so no request is sent.
+
+    httpx takes any RFC 3986 host (``https://a!b/``, ``https://-x/``, percent signs, empty
+    labels) and any port number (``:0``, ``:70000``); no resolver or proxy could reach them.
+    Both an ``httpx.InvalidURL`` (what httpx raises for a URL it cannot use) and a
+    :class:`~carto_proxy.TargetError`, whose ``target`` and ``problem`` it carries.
+    """
+
+    def __init__(self, error: TargetError) -> None:
+        self.target, self.problem = error.target, error.problem
+        Exception.__init__(self, f"{error} (httpx accepts the URL; carto_proxy cannot route it)")
 
 
 def _origin(url: httpx.URL) -> str:
@@ -104,42 +124,34 @@ class _Router(Generic[_T]):
         )
 
     def route(self, request: httpx.Request) -> Route:
-        """Return the route *request* would take; nothing is sent, no observer is told."""
-        return self.carto_proxy_config.route(_origin(request.url))
+        """Return the route *request* would take; nothing is sent, no observer is told.
+
+        Raises:
+            UnroutableURL: the URL cannot be routed.
+        """
+        try:
+            return self.carto_proxy_config.route(_origin(request.url))
+        except TargetError as error:
+            raise UnroutableURL(error) from None
 
     def _decide(self, request: httpx.Request) -> Route:
         """Route *request*, about to be sent, and publish the decision."""
-        return report_route(
-            self.carto_proxy_config,
-            _origin(request.url),
-            adapter="httpx",
-            method=request.method,
-            url=request.url,
-            hop=lambda: mark_hop(request.extensions, request),
-        )
+        try:
+            return report_route(
+                self.carto_proxy_config,
+                _origin(request.url),
+                adapter="httpx",
+                method=request.method,
+                url=request.url,
+                hop=lambda: mark_hop(request.extensions, request),
+            )
+        except TargetError as error:
+            raise UnroutableURL(error) from None
 
     def _bounds_handshake(self, request: httpx.Request, route: Route) -> bool:
         """Whether *request* has a proxy handshake to bound: a CONNECT tunnel (an https
         target) or the TLS handshake with an ``https://`` proxy."""
         return route.proxy is not None and (route.proxy.is_tls or request.url.scheme == "https")
-
-
-def _timed_out(route: Route, seconds: float | None) -> httpx.ConnectTimeout:
-    return httpx.ConnectTimeout(explain(describe_timeout(route.proxy, seconds or 0), route))
-
-
-@contextlib.contextmanager
-def _traced(request: httpx.Request, trace: Callable[..., Any]) -> Iterator[None]:
-    """Follow *request* with *trace* (it calls the caller's own trace in turn)."""
-    theirs = request.extensions.get("trace")
-    request.extensions["trace"] = trace
-    try:
-        yield
-    finally:
-        if theirs is None:
-            request.extensions.pop("trace", None)
-        else:
-            request.extensions["trace"] = theirs
 
 
 class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
@@ -164,11 +176,11 @@ class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
             request_extensions=request.extensions,
         )
         try:
-            with _traced(request, handshake.trace):
+            with traced(request, handshake.trace):
                 return inner.handle_request(request)
         except httpx.TransportError as error:
             if handshake.finish():
-                raise _timed_out(route, handshake.seconds) from error
+                raise timed_out(route, handshake.seconds) from error
             raise _explain(error, route) from error
         finally:
             handshake.finish()
@@ -198,13 +210,13 @@ class AsyncRoutingTransport(_Router[httpx.AsyncBaseTransport], httpx.AsyncBaseTr
         )
         response = None
         try:
-            with _traced(request, handshake.trace), handshake.scope:
+            with traced(request, handshake.trace), handshake.scope:
                 response = await inner.handle_async_request(request)
         except httpx.TransportError as error:
             raise _explain(error, route) from error
         if response is None:  # the deadline cancelled it
             await handshake.abandon()
-            raise _timed_out(route, handshake.seconds)
+            raise timed_out(route, handshake.seconds)
         return response
 
     async def aclose(self) -> None:
@@ -362,7 +374,8 @@ def route_for(
 
     Raises:
         TypeError: *client* was not built by carto_proxy.
-        TargetError: *url* cannot be routed.
+        UnroutableURL: *url* cannot be routed (a :class:`~carto_proxy.TargetError` and an
+            ``httpx.InvalidURL``).
     """
     if isinstance(client, _Router):
         return client.route(httpx.Request("GET", url))
