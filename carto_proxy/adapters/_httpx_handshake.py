@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 else:
     httpx = import_extra("httpx", "httpx")
 
-__all__ = ["AsyncHandshake", "SyncHandshake", "timed_out", "traced"]
+__all__ = ["AsyncHandshake", "SyncHandshake", "timed_out"]
 
 _OPENED = "connection.connect_tcp.started"
 _CONNECTED = "connection.connect_tcp.complete"
@@ -60,17 +60,36 @@ class _Handshake:
         connect = (request_extensions.get("timeout") or {}).get("connect")
         self.seconds = seconds or connect
         self._end = _ANSWERED if tunnel else _PROXY_TLS
+        self._extensions = request_extensions
         self._theirs: Trace | None = request_extensions.get("trace")
         self.started = False
         self.ended = False
 
+    def install(self, trace: Trace) -> None:
+        """Follow the request with *trace* (which calls the caller's own trace in turn)."""
+        self._extensions["trace"] = trace
+
+    def detach(self) -> None:
+        """Stop following the request: give the caller's own trace back (or none).
+
+        httpcore looks the extension up for each step, so a request on a pooled connection
+        pays for the first traced step only.
+        """
+        if self._theirs is None:
+            self._extensions.pop("trace", None)
+        else:
+            self._extensions["trace"] = self._theirs
+
     def _moment(self, event: str) -> str | None:
         """``"start"``, ``"end"`` or ``None`` for a traced *event* of this request."""
-        if event == _OPENED and not self.started and self.seconds:
-            self.started = True
-            return "start"
-        if self.started and not self.ended and event == self._end:
+        if not self.started:
+            if event == _OPENED and self.seconds:
+                self.started = True
+                return "start"
+            self.detach()  # a pooled connection or tunnel: no handshake to bound
+        elif not self.ended and event == self._end:
             self.ended = True
+            self.detach()
             return "end"
         return None
 
@@ -138,17 +157,3 @@ class AsyncHandshake(_Handshake):
 def timed_out(route: Route, seconds: float | None) -> httpx.ConnectTimeout:
     """The error of a handshake the deadline cut short, naming the proxy and the route."""
     return httpx.ConnectTimeout(explain(describe_timeout(route.proxy, seconds or 0), route))
-
-
-@contextlib.contextmanager
-def traced(request: httpx.Request, trace: Callable[..., Any]) -> Iterator[None]:
-    """Follow *request* with *trace* (it calls the caller's own trace in turn)."""
-    theirs = request.extensions.get("trace")
-    request.extensions["trace"] = trace
-    try:
-        yield
-    finally:
-        if theirs is None:
-            request.extensions.pop("trace", None)
-        else:
-            request.extensions["trace"] = theirs

@@ -44,12 +44,7 @@ from carto_proxy.adapters._common import (
     resolve_config,
 )
 from carto_proxy.adapters._handshake import check_handshake_timeout
-from carto_proxy.adapters._httpx_handshake import (
-    AsyncHandshake,
-    SyncHandshake,
-    timed_out,
-    traced,
-)
+from carto_proxy.adapters._httpx_handshake import AsyncHandshake, SyncHandshake, timed_out
 from carto_proxy.adapters._httpx_options import (
     DEFAULT_LIMITS,
     inner_transports,
@@ -175,15 +170,16 @@ class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
             tunnel=request.url.scheme == "https",
             request_extensions=request.extensions,
         )
+        handshake.install(handshake.trace)
         try:
-            with traced(request, handshake.trace):
-                return inner.handle_request(request)
+            return inner.handle_request(request)
         except httpx.TransportError as error:
             if handshake.finish():
                 raise timed_out(route, handshake.seconds) from error
             raise _explain(error, route) from error
         finally:
             handshake.finish()
+            handshake.detach()
 
     def close(self) -> None:
         """Close every inner transport and its connections."""
@@ -209,11 +205,14 @@ class AsyncRoutingTransport(_Router[httpx.AsyncBaseTransport], httpx.AsyncBaseTr
             request_extensions=request.extensions,
         )
         response = None
+        handshake.install(handshake.trace)
         try:
-            with traced(request, handshake.trace), handshake.scope:
+            with handshake.scope:
                 response = await inner.handle_async_request(request)
         except httpx.TransportError as error:
             raise _explain(error, route) from error
+        finally:
+            handshake.detach()
         if response is None:  # the deadline cancelled it
             await handshake.abandon()
             raise timed_out(route, handshake.seconds)
