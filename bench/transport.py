@@ -294,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--target", choices=("http", "https", "both"), default="both", help="origin scheme"
     )
+    parser.add_argument(
+        "--pairs",
+        default="httpx,urllib3,aiohttp,httpx+audit,urllib3+audit",
+        help="comma-separated pairs to measure (default: all)",
+    )
     args = parser.parse_args(argv)
 
     binary = find_squid()
@@ -328,13 +333,14 @@ def main(argv: list[str] | None = None) -> int:
         for scheme in targets:
             port = origins.https_port if scheme == "https" else origins.http_port
             url = f"{scheme}://{API_HOST}:{port}/bench"
-            pairs = [
-                httpx_pair(config, squid.http_url, origins.ca_path),
-                urllib3_pair(config, squid.http_url, origins.ca_path),
-                aiohttp_pair(config, squid.http_url, origins.ca_path),
-                audit_pair("httpx", carto_httpx_client, config),
-                audit_pair("urllib3", carto_urllib3_client, config),
-            ]
+            makers: dict[str, Callable[[], Pair]] = {
+                "httpx": lambda: httpx_pair(config, squid.http_url, origins.ca_path),
+                "urllib3": lambda: urllib3_pair(config, squid.http_url, origins.ca_path),
+                "aiohttp": lambda: aiohttp_pair(config, squid.http_url, origins.ca_path),
+                "httpx+audit": lambda: audit_pair("httpx", carto_httpx_client, config),
+                "urllib3+audit": lambda: audit_pair("urllib3", carto_urllib3_client, config),
+            }
+            pairs = [makers[name.strip()]() for name in args.pairs.split(",")]
             try:
                 run(
                     pairs,
