@@ -8,7 +8,17 @@ import sys
 
 import pytest
 
-HEAVY = ["httpx", "urllib3", "requests", "aiohttp", "grpc", "google", "snowflake", "yaml", "trustme"]
+HEAVY = [
+    "httpx",
+    "urllib3",
+    "requests",
+    "aiohttp",
+    "grpc",
+    "google",
+    "snowflake",
+    "yaml",
+    "trustme",
+]
 
 
 def test_import_loads_no_client_library() -> None:

@@ -22,7 +22,7 @@ from carto_proxy.adapters._aiohttp_tls import (  # noqa: E402
     ProxyHopContext,
     check_tls_in_tls,
 )
-from carto_proxy.testing import RecordingProxy, record_routes  # noqa: E402
+from carto_proxy.testing import RecordingProxy, assert_tunnelled, record_routes  # noqa: E402
 from tests.adapters.http_cases import (  # noqa: E402
     CONFIG,
     TIMEOUT,
@@ -396,3 +396,22 @@ def test_hundred_concurrent_requests(
         [(Action.PROXY, API_HOST)] * 50 + [(Action.DIRECT, DIRECT_HOST)] * 50
     )
     assert not fake_dns.resolved(API_HOST)
+
+
+# -- the example of docs/testing.md ("An aiohttp connector"), as written there ------------------
+
+
+async def fetch_status(url: str) -> int:
+    async with carto_aiohttp.session() as http, http.get(url) as response:
+        return response.status
+
+
+@pytest.mark.carto_proxy(origin_hosts=["api.example.com"])
+def test_aiohttp_requests_go_through_the_proxy(
+    carto_proxy_environ: ProxyConfig, carto_proxy_origin: Any
+) -> None:
+    carto_proxy_origin.reply("/v1/status", json={"ok": True})
+
+    assert asyncio.run(fetch_status("https://api.example.com/v1/status")) == 200
+
+    assert_tunnelled("api.example.com:443")
