@@ -20,6 +20,7 @@ from carto_proxy.exceptions import ConfigError, MissingExtraError
 
 __all__ = [
     "InnerClients",
+    "built_here",
     "explain",
     "import_extra",
     "mark_hop",
@@ -156,6 +157,25 @@ class InnerClients(Generic[_C]):
     def all(self) -> list[_C]:
         """Every client built so far, the direct one first."""
         return [self.direct, *self.proxied.values()]
+
+
+def built_here(registry: Mapping[Any, _C], client: object, needed: str) -> _C:
+    """What *registry* (a weak mapping filled as clients are built) holds for *client*.
+
+    Raises:
+        TypeError: *client* is not in it (``route_for()`` on a client carto_proxy did not
+            build); the message says what *needed* is.
+    """
+    try:
+        found = registry.get(client)
+    except TypeError:  # not weakly referenceable: not a client at all
+        found = None
+    if found is None:
+        raise TypeError(
+            f"route_for() needs {needed}, not this {type(client).__name__}: it does not route "
+            "by a ProxyConfig"
+        )
+    return found
 
 
 def import_extra(module: str, extra: str) -> ModuleType:

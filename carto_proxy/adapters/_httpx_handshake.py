@@ -65,9 +65,11 @@ class _Handshake:
         self.started = False
         self.ended = False
 
-    def install(self, trace: Trace) -> None:
-        """Follow the request with *trace* (which calls the caller's own trace in turn)."""
-        self._extensions["trace"] = trace
+    trace: Trace  # the subclass's
+
+    def install(self) -> None:
+        """Follow the request with :meth:`trace` (which calls the caller's own trace in turn)."""
+        self._extensions["trace"] = self.trace
 
     def detach(self) -> None:
         """Stop following the request: give the caller's own trace back (or none).

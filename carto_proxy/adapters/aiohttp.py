@@ -46,6 +46,7 @@ from carto_proxy.adapters._aiohttp_tls import (
 )
 from carto_proxy.adapters._common import (
     InnerClients,
+    built_here,
     explain,
     import_extra,
     mark_hop,
@@ -372,13 +373,7 @@ def route_for(session: aiohttp.ClientSession, url: str | URL) -> Route:
         TypeError: *session* was not built by :func:`session`.
         TargetError: *url* cannot be routed.
     """
-    try:
-        router = _routers.get(session)
-    except TypeError:  # not weakly referenceable: not a session at all
-        router = None
-    if router is None:
-        raise TypeError(
-            "route_for() needs a session built by carto_proxy.adapters.aiohttp.session(), not "
-            f"this {type(session).__name__}: it does not route by a ProxyConfig"
-        )
+    router = built_here(
+        _routers, session, "a session built by carto_proxy.adapters.aiohttp.session()"
+    )
     return router.route(URL(url) if isinstance(url, str) else url)

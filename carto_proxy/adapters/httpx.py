@@ -37,6 +37,7 @@ from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
 from carto_proxy.adapters._common import (
     InnerClients,
+    built_here,
     explain,
     import_extra,
     mark_hop,
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_H = TypeVar("_H", SyncHandshake, AsyncHandshake)
 
 
 class UnroutableURL(httpx.InvalidURL, TargetError):
@@ -143,6 +145,16 @@ class _Router(Generic[_T]):
         except TargetError as error:
             raise UnroutableURL(error) from None
 
+    def _follow(self, kind: type[_H], request: httpx.Request) -> _H:
+        """Start following the proxy handshake of *request* (see :mod:`._httpx_handshake`)."""
+        handshake = kind(
+            self._handshake,
+            tunnel=request.url.scheme == "https",
+            request_extensions=request.extensions,
+        )
+        handshake.install()
+        return handshake
+
     def _bounds_handshake(self, request: httpx.Request, route: Route) -> bool:
         """Whether *request* has a proxy handshake to bound: a CONNECT tunnel (an https
         target) or the TLS handshake with an ``https://`` proxy."""
@@ -165,12 +177,7 @@ class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
                 return inner.handle_request(request)
             except httpx.TransportError as error:
                 raise _explain(error, route) from error
-        handshake = SyncHandshake(
-            self._handshake,
-            tunnel=request.url.scheme == "https",
-            request_extensions=request.extensions,
-        )
-        handshake.install(handshake.trace)
+        handshake = self._follow(SyncHandshake, request)
         try:
             return inner.handle_request(request)
         except httpx.TransportError as error:
@@ -199,13 +206,8 @@ class AsyncRoutingTransport(_Router[httpx.AsyncBaseTransport], httpx.AsyncBaseTr
                 return await inner.handle_async_request(request)
             except httpx.TransportError as error:
                 raise _explain(error, route) from error
-        handshake = AsyncHandshake(
-            self._handshake,
-            tunnel=request.url.scheme == "https",
-            request_extensions=request.extensions,
-        )
+        handshake = self._follow(AsyncHandshake, request)
         response = None
-        handshake.install(handshake.trace)
         try:
             with handshake.scope:
                 response = await inner.handle_async_request(request)
@@ -378,14 +380,10 @@ def route_for(
     """
     if isinstance(client, _Router):
         return client.route(httpx.Request("GET", url))
-    try:
-        router = _routers.get(client)
-    except TypeError:  # not weakly referenceable: not a client at all
-        router = None
-    if router is None:
-        raise TypeError(
-            f"route_for() needs a client built by carto_proxy.adapters.httpx (client() or "
-            f"async_client()) or one of its transports, not this {type(client).__name__}: "
-            "it does not route by a ProxyConfig"
-        )
+    router = built_here(
+        _routers,
+        client,
+        "a client built by carto_proxy.adapters.httpx (client() or async_client()) or one "
+        "of its transports",
+    )
     return router.route(client.build_request("GET", url))
