@@ -150,11 +150,11 @@ def test_trust_env_is_off_and_route_for_answers(monkeypatch: pytest.MonkeyPatch)
     make_hostile(monkeypatch)
 
     async def build() -> tuple[bool, list[Route]]:
-        async with carto_aiohttp.session(CONFIG, base_url="https://api.carto.com/v3/") as http:
+        async with carto_aiohttp.session(CONFIG, base_url="https://api.carto.com") as http:
             with record_routes() as seen:
                 asked = [
                     carto_aiohttp.route_for(http, url)
-                    for url in ("maps", "https://direct.test/x", "http://user:pw@10.1.2.3/")
+                    for url in ("/v3/maps", "https://direct.test/x", "http://user:pw@10.1.2.3/")
                 ]
             assert list(seen) == []  # route_for tells no one
             return http.trust_env, asked
@@ -356,7 +356,7 @@ def test_slow_proxy_fails_within_the_timeout(pki: PKI, origins: Origins, fake_dn
         started = time.monotonic()
         with (
             AiohttpDriver().client(config, timeout=0.5) as client,
-            pytest.raises(aiohttp.ConnectionTimeoutError) as failure,
+            pytest.raises(aiohttp.ServerTimeoutError) as failure,  # ConnectionTimeoutError
         ):
             client.get(origins.https.url_for("127.0.0.1", "/slow"))
         elapsed = time.monotonic() - started
