@@ -25,6 +25,7 @@ __all__ = [
     "import_extra",
     "mark_hop",
     "name_route",
+    "publish_route",
     "refusal",
     "refuse_arguments",
     "report_route",
@@ -67,11 +68,23 @@ def report_route(
         warehouse: the warehouse the target belongs to.
     """
     route = config.route(target, protocol=protocol, warehouse=warehouse)
-    if watched(route):
-        publish(
-            route, adapter, method, target if url is None else url, hop() if callable(hop) else hop
-        )
+    publish_route(
+        route, adapter=adapter, method=method, url=target if url is None else url, hop=hop
+    )
     return route
+
+
+def publish_route(
+    route: Route,
+    *,
+    adapter: str,
+    method: str | None,
+    url: object,
+    hop: int | Callable[[], int] = 0,
+) -> None:
+    """Publish *route*, which *adapter* decided already, as :func:`report_route` does."""
+    if watched(route):
+        publish(route, adapter, method, url, hop() if callable(hop) else hop)
 
 
 # Where a request keeps its redirect hop (see mark_hop).

@@ -33,11 +33,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from carto_proxy._config import ProxyConfig
 from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
+from carto_proxy.adapters._aiohttp_errors import name_errors, naming_traces, origin
 from carto_proxy.adapters._aiohttp_tls import (
     ProxyHopContext,
     check_tls_in_tls,
@@ -47,13 +48,11 @@ from carto_proxy.adapters._aiohttp_tls import (
 from carto_proxy.adapters._common import (
     InnerClients,
     built_here,
-    explain,
     import_extra,
     mark_hop,
-    name_route,
+    publish_route,
     refusal,
     refuse_arguments,
-    report_route,
     resolve_config,
 )
 from carto_proxy.adapters._handshake import check_handshake_timeout, describe_timeout
@@ -90,6 +89,7 @@ class _Router:
         self.origin_context = config.ssl_context()
         self._routes = InnerClients(config, self._settings)
         self._marks = _HopMarks()
+        self._decided: dict[str, tuple[Route, URL | None, ssl.SSLContext]] = {}
 
     def _settings(self, proxy: ProxyURL | None) -> tuple[URL | None, ssl.SSLContext]:
         if proxy is None:
@@ -102,60 +102,44 @@ class _Router:
         """The route of *url* (joined to the base URL); nothing is told to anyone."""
         if self.base_url is not None and not url.absolute:
             url = self.base_url.join(url)
-        return self.config.route(_origin(url))
+        return self.config.route(origin(url))
 
     def decide(
         self, request: object, method: str, url: URL, headers: Any, server_hostname: str | None
     ) -> tuple[Route, URL | None, ssl.SSLContext]:
         """Route one hop about to be built, publish it; return its route, proxy and context."""
+        key = origin(url)
+        decided = self._decided.get(key)
+        if decided is None:
+            decided = self._decide(key)
+        route, proxy, context = decided
         marks = self._marks
-        route = report_route(
-            self.config,
-            _origin(url),
+        publish_route(
+            route,
             adapter="aiohttp",
             method=method,
             url=url,
             hop=lambda: 0 if headers is None else mark_hop(marks.of(headers), request),
         )
-        proxy, context = self._routes.pick(route)
         if isinstance(context, ProxyHopContext) and (
             host_name(server_hostname or route.target.host) == context.carto_proxy_hop[0]
         ):
             context = self.origin_context  # the origin is the proxy's host: verify both
         return route, proxy, context
 
-    def trace_config(self) -> aiohttp.TraceConfig:
-        """Name the route in the connection errors of the session's requests (for aiohttp
-        before 3.12, which has no client middlewares; traces cost about 25 µs a request)."""
-        traces = aiohttp.TraceConfig()
+    def _decide(self, key: str) -> tuple[Route, URL | None, ssl.SSLContext]:
+        """The route of *key* (an origin), with its proxy and context, remembered for the next
+        request.
 
-        async def on_request_exception(
-            session: aiohttp.ClientSession,
-            context: object,
-            params: aiohttp.TraceRequestExceptionParams,
-        ) -> None:
-            error = params.exception
-            if isinstance(error, _NAMED_ERRORS):
-                try:
-                    route = self.config.route(_origin(params.url))
-                except ValueError:
-                    return
-                _name_route(error, route)
-
-        traces.on_request_exception.append(on_request_exception)
-        return traces
-
-
-async def _name_errors(request: aiohttp.ClientRequest, handler: Any) -> aiohttp.ClientResponse:
-    """Client middleware: name the route of the hop in its connection errors."""
-    try:
-        response: aiohttp.ClientResponse = await handler(request)
-    except _NAMED_ERRORS as error:
-        route = getattr(request, "carto_proxy_route", None)
-        if route is not None:
-            _name_route(error, route)
-        raise
-    return response
+        Each request is built with a new URL object; keyed by its origin, the next request to
+        the same place costs one dictionary lookup.
+        """
+        route = self.config.route(key)
+        decided = (route, *self._routes.pick(route))
+        if len(self._decided) >= _DECIDED_LIMIT:
+            self._decided.clear()
+        self._decided[key] = decided
+        return decided
 
 
 class _HopMarks:
@@ -178,25 +162,9 @@ class _HopMarks:
         return entry[1]
 
 
-def _origin(url: URL) -> str:
-    """``scheme://host[:port]`` of *url*: what routing depends on (the path never does)."""
-    return f"{url.scheme}://{url.raw_authority}"
+_DECIDED_LIMIT = 1024  # origins whose decision a session remembers; beyond it, it starts over
 
 
-def _name_route(error: BaseException, route: Route) -> None:
-    """Make *error*'s message name *route*, in the attribute its ``__str__`` reads."""
-    if isinstance(error, aiohttp.ClientConnectorCertificateError):
-        name_route(error.certificate_error, route)
-    elif isinstance(error, aiohttp.ClientResponseError):  # ClientHttpProxyError: 403, 502...
-        error.message = explain(error.message, route)
-    elif isinstance(error, OSError) and isinstance(error.strerror, str):
-        error.strerror = explain(error.strerror, route)  # ClientConnectorError and kin
-    else:
-        name_route(error, route)
-
-
-# Errors that name the route of the request they interrupt.
-_NAMED_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientHttpProxyError)
 # Client middlewares came with aiohttp 3.12.
 _MIDDLEWARES = hasattr(aiohttp, "ClientMiddlewareType")
 
@@ -205,17 +173,30 @@ _routers: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Router] = weakref.We
 
 
 class _RoutedRequest(aiohttp.ClientRequest):
-    """aiohttp's request, built once per hop, with the proxy and ``ssl`` of the hop's route."""
+    """aiohttp's request, built once per hop, with the proxy and ``ssl`` of the hop's route.
+
+    Each session gets a subclass holding its router (see :func:`_request_class`).
+    """
+
+    carto_proxy_router: ClassVar[_Router]
 
     def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        router = _routers.get(kwargs.get("session"))  # type: ignore[arg-type]
-        if router is None:
-            raise TypeError("carto_proxy's request class only serves sessions built by session()")
-        _refuse_request_arguments(kwargs)
-        self.carto_proxy_route, kwargs["proxy"], kwargs["ssl"] = router.decide(
-            self, method, url, kwargs.get("headers"), kwargs.get("server_hostname")
+        get = kwargs.get
+        if (
+            get("proxy") is not None
+            or get("proxy_auth") is not None
+            or get("ssl", True) is not True
+        ):
+            _refuse_request_arguments(kwargs)
+        self.carto_proxy_route, kwargs["proxy"], kwargs["ssl"] = self.carto_proxy_router.decide(
+            self, method, url, get("headers"), get("server_hostname")
         )
         super().__init__(method, url, **kwargs)
+
+
+def _request_class(router: _Router) -> type[aiohttp.ClientRequest]:
+    """The request class of a session routed by *router*."""
+    return type("RoutedRequest", (_RoutedRequest,), {"carto_proxy_router": router})
 
 
 def _refuse_request_arguments(kwargs: dict[str, Any]) -> None:
@@ -353,11 +334,14 @@ def session(
         )
     router = _Router(config, kwargs.get("base_url"))
     if _MIDDLEWARES:  # outermost, so that it sees what the caller's middlewares raise
-        kwargs["middlewares"] = (_name_errors, *kwargs.get("middlewares", ()))
+        kwargs["middlewares"] = (name_errors, *kwargs.get("middlewares", ()))
     else:
-        kwargs["trace_configs"] = [*(kwargs.get("trace_configs") or ()), router.trace_config()]
+        kwargs["trace_configs"] = [*(kwargs.get("trace_configs") or ()), naming_traces(config)]
     built = aiohttp.ClientSession(
-        connector=built_connector, request_class=_RoutedRequest, trust_env=False, **kwargs
+        connector=built_connector,
+        request_class=_request_class(router),
+        trust_env=False,
+        **kwargs,
     )
     _routers[built] = router
     return built
