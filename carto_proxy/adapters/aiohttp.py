@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from carto_proxy._config import ProxyConfig
 from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
-from carto_proxy.adapters._aiohttp_errors import name_errors, naming_traces, origin
+from carto_proxy.adapters._aiohttp_errors import NAMED_ERRORS, name_aiohttp_route, origin
 from carto_proxy.adapters._aiohttp_tls import (
     ProxyHopContext,
     check_tls_in_tls,
@@ -48,6 +48,7 @@ from carto_proxy.adapters._aiohttp_tls import (
 from carto_proxy.adapters._common import (
     InnerClients,
     built_here,
+    explain,
     import_extra,
     mark_hop,
     publish_route,
@@ -165,9 +166,6 @@ class _HopMarks:
 _DECIDED_LIMIT = 1024  # origins whose decision a session remembers; beyond it, it starts over
 
 
-# Client middlewares came with aiohttp 3.12.
-_MIDDLEWARES = hasattr(aiohttp, "ClientMiddlewareType")
-
 # The router of each session built here.
 _routers: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Router] = weakref.WeakKeyDictionary()
 
@@ -226,6 +224,24 @@ class _Connector(aiohttp.TCPConnector):
     def __init__(self, proxy_handshake_timeout: float | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.carto_proxy_handshake_timeout = proxy_handshake_timeout
+
+    async def connect(
+        self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.connector.Connection:
+        """aiohttp's ``connect``, whose errors name the request's route (see
+        :mod:`._aiohttp_errors`)."""
+        try:
+            return await super().connect(req, traces, timeout)
+        except (*NAMED_ERRORS, asyncio.TimeoutError) as error:
+            route = getattr(req, "carto_proxy_route", None)
+            if route is None:
+                raise
+            if isinstance(error, NAMED_ERRORS):
+                name_aiohttp_route(error, route)
+                raise
+            # The session replaces a timeout with aiohttp.ConnectionTimeoutError("Connection
+            # timeout to host ..."), caused by this one.
+            raise asyncio.TimeoutError(explain(str(error) or "timed out", route)) from error
 
     async def _create_connection(
         self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
@@ -333,10 +349,6 @@ def session(
             "pass proxy_handshake_timeout to connector() instead",
         )
     router = _Router(config, kwargs.get("base_url"))
-    if _MIDDLEWARES:  # outermost, so that it sees what the caller's middlewares raise
-        kwargs["middlewares"] = (name_errors, *kwargs.get("middlewares", ()))
-    else:
-        kwargs["trace_configs"] = [*(kwargs.get("trace_configs") or ()), naming_traces(config)]
     built = aiohttp.ClientSession(
         connector=built_connector,
         request_class=_request_class(router),
