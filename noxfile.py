@@ -33,7 +33,6 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[all]", SNOWFLAKE_CURRENT, *TEST_DEPS)
     run_loopback_only(session, "pytest", *session.posargs)
     session.notify("snowflake_classic")
-    session.notify("aiohttp_oldest")
 
 
 @nox.session(name="snowflake_classic")
@@ -47,8 +46,9 @@ def snowflake_classic(session: nox.Session) -> None:
 def aiohttp_oldest(session: nox.Session) -> None:
     """Run the aiohttp adapter's tests against the oldest aiohttp it supports (3.9).
 
-    aiohttp 3.9 leaves transports of failed TLS handshakes for the garbage collector, whose
-    ResourceWarnings pytest would turn into errors in whichever test runs next.
+    Not part of ``tests``: aiohttp 3.9 leaves the transports of failed TLS handshakes to the
+    garbage collector, whose ResourceWarnings (ignored here) and asyncio error logs make an
+    occasional run fail in whichever test comes next.
     """
     session.install("-e", ".[all]", AIOHTTP_OLDEST, *TEST_DEPS)
     warnings = ("-W", "ignore::pytest.PytestUnraisableExceptionWarning")
