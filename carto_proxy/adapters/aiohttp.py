@@ -271,10 +271,11 @@ def connector(
     """Build the ``aiohttp.TCPConnector`` for :func:`session` (``session(connector=...)``).
 
     Args:
-        proxy_handshake_timeout: seconds the whole proxy handshake may take (TCP connect to
-            the proxy, TLS with an ``https://`` proxy, CONNECT sent → tunnel ready); ``None``:
-            the request's connect timeout (the smaller of ``ClientTimeout.connect`` and
-            ``sock_connect``; aiohttp's default ``sock_connect`` is 30 s).
+        proxy_handshake_timeout: seconds the whole proxy handshake of a new connection may
+            take (TCP connect to the proxy, TLS with an ``https://`` proxy, CONNECT sent →
+            tunnel ready, TLS with the origin inside it); ``None``: the request's connect
+            timeout (the smaller of ``ClientTimeout.connect`` and ``sock_connect``; aiohttp's
+            default ``sock_connect`` is 30 s).
         **kwargs: ``aiohttp.TCPConnector`` arguments (``limit``, ``limit_per_host``,
             ``ttl_dns_cache``, ``keepalive_timeout``, ``force_close``...).
 
