@@ -6,6 +6,9 @@ Compares, in the same run and through the same local Squid (plain ``http_port``)
   ``httpx.Client(proxy=..., mounts=...)`` doing the same routing;
 * ``carto_proxy.adapters.urllib3.pool_manager(config)`` against a plain
   ``urllib3.ProxyManager``;
+* ``carto_proxy.adapters.aiohttp.session(config)`` against a hand-built
+  ``aiohttp.ClientSession`` passing ``proxy=`` with each request (each request of either runs
+  to completion in the session's own event loop);
 * each of those two carto_proxy clients with an egress audit active
   (``carto_proxy.audit(config, on_violation="raise")``, so that a violation would fail the
   run) against the same client without one.
@@ -22,13 +25,14 @@ Run from the repository root::
     python bench/transport.py                 # both targets, 15 rounds of 200 requests
     python bench/transport.py --target https --rounds 31 --requests 500
 
-Needs squid (squid-openssl), httpx, urllib3, trustme and pytest (the harness in tests/support
-imports it).
+Needs squid (squid-openssl), httpx, urllib3, aiohttp, trustme and pytest (the harness in
+tests/support imports it).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import multiprocessing
 import os
@@ -50,11 +54,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the repository importable
     sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 import certifi  # noqa: E402
 import httpx  # noqa: E402
 import urllib3  # noqa: E402
 
 from carto_proxy import ProxyConfig, audit  # noqa: E402
+from carto_proxy.adapters import aiohttp as carto_aiohttp  # noqa: E402
 from carto_proxy.adapters import httpx as carto_httpx  # noqa: E402
 from carto_proxy.adapters import urllib3 as carto_urllib3  # noqa: E402
 from tests.support import origins as origin_servers  # noqa: E402
@@ -186,6 +192,47 @@ def urllib3_pair(config: ProxyConfig, proxy: str, ca_path: str) -> Pair:
     )
 
 
+def aiohttp_contender(
+    label: str, make: Callable[[], aiohttp.ClientSession], proxy: str | None = None
+) -> Contender:
+    """A session built by *make* in an event loop of its own; each GET passes *proxy*."""
+    loop = asyncio.new_event_loop()
+
+    async def build() -> aiohttp.ClientSession:
+        return make()
+
+    session = loop.run_until_complete(build())
+    options = {} if proxy is None else {"proxy": proxy}
+
+    async def fetch(url: str) -> None:
+        async with session.get(url, **options) as response:
+            await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{url}: HTTP {response.status}")
+
+    def get(url: str) -> None:
+        loop.run_until_complete(fetch(url))
+
+    def close() -> None:
+        loop.run_until_complete(session.close())
+        loop.close()
+
+    return Contender(label, get, close)
+
+
+def aiohttp_pair(config: ProxyConfig, proxy: str, ca_path: str) -> Pair:
+    context = origin_context(ca_path)
+    hand = aiohttp_contender(
+        "aiohttp.ClientSession(), get(proxy=)",
+        lambda: aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)),
+        proxy,
+    )
+    carto = aiohttp_contender(
+        "carto_proxy.adapters.aiohttp.session", lambda: carto_aiohttp.session(config)
+    )
+    return Pair("aiohttp", carto, hand)
+
+
 def audit_pair(name: str, make: Callable[[ProxyConfig], Contender], config: ProxyConfig) -> Pair:
     """A carto_proxy client with an audit active against the same kind of client without one.
 
@@ -247,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--target", choices=("http", "https", "both"), default="both", help="origin scheme"
     )
+    parser.add_argument(
+        "--pairs",
+        default="httpx,urllib3,aiohttp,httpx+audit,urllib3+audit",
+        help="comma-separated pairs to measure (default: all)",
+    )
     args = parser.parse_args(argv)
 
     binary = find_squid()
@@ -255,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if os.environ.get("CI", "").lower() == "true" else 0
 
     print(f"python {platform.python_version()}, httpx {httpx.__version__}, urllib3 ", end="")
-    print(f"{urllib3.__version__}, {squid_version(binary)}")
+    print(f"{urllib3.__version__}, aiohttp {aiohttp.__version__}, {squid_version(binary)}")
     print(
         f"{args.rounds} rounds x {args.requests} sequential requests per client, "
         f"taking turns every {args.chunk} requests (ABBA)"
@@ -281,12 +333,14 @@ def main(argv: list[str] | None = None) -> int:
         for scheme in targets:
             port = origins.https_port if scheme == "https" else origins.http_port
             url = f"{scheme}://{API_HOST}:{port}/bench"
-            pairs = [
-                httpx_pair(config, squid.http_url, origins.ca_path),
-                urllib3_pair(config, squid.http_url, origins.ca_path),
-                audit_pair("httpx", carto_httpx_client, config),
-                audit_pair("urllib3", carto_urllib3_client, config),
-            ]
+            makers: dict[str, Callable[[], Pair]] = {
+                "httpx": lambda: httpx_pair(config, squid.http_url, origins.ca_path),
+                "urllib3": lambda: urllib3_pair(config, squid.http_url, origins.ca_path),
+                "aiohttp": lambda: aiohttp_pair(config, squid.http_url, origins.ca_path),
+                "httpx+audit": lambda: audit_pair("httpx", carto_httpx_client, config),
+                "urllib3+audit": lambda: audit_pair("urllib3", carto_urllib3_client, config),
+            }
+            pairs = [makers[name.strip()]() for name in args.pairs.split(",")]
             try:
                 run(
                     pairs,

@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     from ._audit import Audit as Audit
     from ._audit import Violation as Violation
     from ._audit import audit as audit
+    from ._check import check as check
     from ._codes import Severity as Severity
     from ._config import ProxyConfig as ProxyConfig
     from ._diagnostics import Diagnostic as Diagnostic
-    from ._diagnostics import check as check
     from ._observe import RouteEvent as RouteEvent
     from ._observe import add_observer as add_observer
     from ._observe import observe as observe
@@ -64,7 +64,7 @@ _HOMES = {
     "Warehouse": "._warehouses",
     "add_observer": "._observe",
     "audit": "._audit",
-    "check": "._diagnostics",
+    "check": "._check",
     "observe": "._observe",
 }
 

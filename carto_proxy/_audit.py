@@ -18,6 +18,9 @@ How an event is judged (documented on the audit page):
 - Lookups are judged by name; a lookup of an IP literal resolves nothing. A connection is
   judged by its address, unless a name was looked up for its port (the hooks see no lookup's
   answer, so the address is taken for that name's, which was judged already).
+- The testing kit's servers are the test's machinery, not the program: their own threads'
+  connections, and connections to their listening addresses, are not judged
+  (:mod:`carto_proxy._unaudited`).
 
 An audit hook cannot be removed, so the hook is installed on first use and, with no audit
 active, returns after one test.
@@ -32,7 +35,6 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
 from ._config import ProxyConfig
@@ -40,6 +42,7 @@ from ._hosts import format_authority, parse_host
 from ._routing import Action, Route
 from ._stacks import capture, where
 from ._target import Protocol
+from ._unaudited import _local, is_exempt_address
 from .exceptions import TargetError
 
 __all__ = ["Audit", "Violation", "audit"]
@@ -154,12 +157,7 @@ class Audit:
     def __enter__(self) -> Audit:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -278,7 +276,6 @@ def audit(config: ProxyConfig | None = None, *, on_violation: OnViolation = "war
 _lock = threading.Lock()
 _audits: tuple[Audit, ...] = ()
 _installed = False
-_local = threading.local()
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
@@ -289,7 +286,7 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
 def _dispatch(event: str, args: tuple[Any, ...]) -> None:
     """Judge one socket event under every active audit; raise the first refusal."""
     if getattr(_local, "busy", False):
-        return  # the audit's own work (a log handler's socket, a callback) is not judged
+        return  # the audit's own work (a log handler's socket, a callback), or unaudited()
     _local.busy = True
     try:
         seen = _READERS[event](args)
@@ -331,7 +328,10 @@ def _connect(args: tuple[Any, ...]) -> Seen:
     sock, address = args
     if sock.family not in _INET or sock.type != _STREAM or not isinstance(address, tuple):
         return None
-    return _text(address[0]), _port(address[1]), "connect"
+    host, port = _text(address[0]), _port(address[1])
+    if is_exempt_address(host, port):
+        return None  # one of the testing kit's local servers (carto_proxy._unaudited)
+    return host, port, "connect"
 
 
 def _text(host: object) -> str:

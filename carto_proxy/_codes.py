@@ -73,6 +73,7 @@ CODES: dict[str, Code] = {
     "CP400": Code(_E, "an adapter argument would bypass the routing"),
     "CP401": Code(_E, "urllib3 is too old for an HTTPS proxy"),
     "CP402": Code(_E, "a driver's own client would not follow the route"),
+    "CP403": Code(_E, "Python is too old for aiohttp through an HTTPS proxy"),
     "CP501": Code(_W, "*.example.com entry", "cli"),
     "CP502": Code(_I, ".example.com entry and the domain itself", "cli"),
     "CP503": Code(_I, "example.com entry and subdomains", "cli"),

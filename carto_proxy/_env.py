@@ -124,15 +124,8 @@ def _pick(env: Mapping[str, str], name: str, *, cgi: bool) -> Setting:
     for source, raw in candidates:
         value = _blank_is_unset(raw)
         if value is not None:
-            return Setting(
-                name=name,
-                lower=lower,
-                upper=upper,
-                value=value,
-                source=source,
-                cgi_ignored=cgi_ignored,
-            )
-    return Setting(name=name, lower=lower, upper=upper, cgi_ignored=cgi_ignored)
+            return Setting(name, lower, upper, value, source, cgi_ignored)
+    return Setting(name, lower, upper, cgi_ignored=cgi_ignored)
 
 
 def _blank_is_unset(raw: str | None) -> str | None:

@@ -44,7 +44,7 @@ class RouteEvent(NamedTuple):
     Attributes:
         route: the decision.
         adapter: the adapter that acted: ``"httpx"``, ``"urllib3"``, ``"requests"``,
-            ``"grpc"``, ``"bigquery"`` or ``"snowflake"``.
+            ``"aiohttp"``, ``"grpc"``, ``"bigquery"`` or ``"snowflake"``.
         method: the HTTP method; ``None`` where there is none (a gRPC channel, Snowflake
             connection parameters).
         url: where the request goes: ``scheme://host:port/path`` with the normalised host and

@@ -12,6 +12,7 @@ HEAVY = [
     "httpx",
     "urllib3",
     "requests",
+    "aiohttp",
     "grpc",
     "google",
     "snowflake",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from carto_proxy._config import ProxyConfig
 from carto_proxy._no_proxy import NoProxy
 from carto_proxy._routing import Rule
 
 from ._diagnostic import Diagnostic, finding
+
+if TYPE_CHECKING:
+    from carto_proxy._config import ProxyConfig
 
 __all__ = ["exclusion_findings"]
 

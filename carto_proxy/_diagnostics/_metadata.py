@@ -8,11 +8,14 @@ asks *its own* metadata server: another machine's identity and tokens, or nothin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Action
 
 from ._diagnostic import Diagnostic, finding
+
+if TYPE_CHECKING:
+    from carto_proxy._config import ProxyConfig
 
 __all__ = ["METADATA_HOSTS", "metadata_findings"]
 

@@ -14,16 +14,19 @@ Codes are ``CP5xx`` and never change meaning: ``CP50x``/``CP51x`` NO_PROXY entri
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from carto_proxy import _env
-from carto_proxy._config import ProxyConfig
-from carto_proxy._no_proxy import NoProxy
 from carto_proxy._routing import Rule
 
 from ._diagnostic import Diagnostic, finding, sort_findings
 from ._portability_entries import entry_findings
 from ._portability_variables import variable_findings
 from ._tools import ALL_TOOLS
+
+if TYPE_CHECKING:
+    from carto_proxy._config import ProxyConfig
+    from carto_proxy._no_proxy import NoProxy
 
 __all__ = ["exclusion_lists", "lint"]
 

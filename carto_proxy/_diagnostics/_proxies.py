@@ -7,14 +7,17 @@ portability lint does not repeat it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from carto_proxy import _env
-from carto_proxy._config import ProxyConfig
 from carto_proxy._proxy_url import parse_proxy
 from carto_proxy._target import Protocol
 from carto_proxy.exceptions import ConfigError
 
 from ._diagnostic import Diagnostic, finding, from_error
+
+if TYPE_CHECKING:
+    from carto_proxy._config import ProxyConfig
 
 __all__ = ["losing_case_findings", "proxy_findings", "variable_findings"]
 

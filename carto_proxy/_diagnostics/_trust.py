@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from carto_proxy._config import CALoading, ProxyConfig
 from carto_proxy.exceptions import ConfigError
 
 from ._diagnostic import Diagnostic, finding, from_error
+
+if TYPE_CHECKING:
+    from carto_proxy._config import CALoading, ProxyConfig
 
 __all__ = ["trust_findings"]
 

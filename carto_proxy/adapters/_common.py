@@ -20,10 +20,12 @@ from carto_proxy.exceptions import ConfigError, MissingExtraError
 
 __all__ = [
     "InnerClients",
+    "built_here",
     "explain",
     "import_extra",
     "mark_hop",
     "name_route",
+    "publish_route",
     "refusal",
     "refuse_arguments",
     "report_route",
@@ -66,11 +68,23 @@ def report_route(
         warehouse: the warehouse the target belongs to.
     """
     route = config.route(target, protocol=protocol, warehouse=warehouse)
-    if watched(route):
-        publish(
-            route, adapter, method, target if url is None else url, hop() if callable(hop) else hop
-        )
+    publish_route(
+        route, adapter=adapter, method=method, url=target if url is None else url, hop=hop
+    )
     return route
+
+
+def publish_route(
+    route: Route,
+    *,
+    adapter: str,
+    method: str | None,
+    url: object,
+    hop: int | Callable[[], int] = 0,
+) -> None:
+    """Publish *route*, which *adapter* decided already, as :func:`report_route` does."""
+    if watched(route):
+        publish(route, adapter, method, url, hop() if callable(hop) else hop)
 
 
 # Where a request keeps its redirect hop (see mark_hop).
@@ -156,6 +170,25 @@ class InnerClients(Generic[_C]):
     def all(self) -> list[_C]:
         """Every client built so far, the direct one first."""
         return [self.direct, *self.proxied.values()]
+
+
+def built_here(registry: Mapping[Any, _C], client: object, needed: str) -> _C:
+    """What *registry* (a weak mapping filled as clients are built) holds for *client*.
+
+    Raises:
+        TypeError: *client* is not in it (``route_for()`` on a client carto_proxy did not
+            build); the message says what *needed* is.
+    """
+    try:
+        found = registry.get(client)
+    except TypeError:  # not weakly referenceable: not a client at all
+        found = None
+    if found is None:
+        raise TypeError(
+            f"route_for() needs {needed}, not this {type(client).__name__}: it does not route "
+            "by a ProxyConfig"
+        )
+    return found
 
 
 def import_extra(module: str, extra: str) -> ModuleType:

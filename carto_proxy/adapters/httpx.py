@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ssl
 import weakref
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from carto_proxy._config import ProxyConfig
@@ -37,14 +37,22 @@ from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
 from carto_proxy.adapters._common import (
     InnerClients,
+    built_here,
     explain,
     import_extra,
     mark_hop,
-    refusal,
-    refuse_arguments,
     report_route,
     resolve_config,
 )
+from carto_proxy.adapters._handshake import check_handshake_timeout
+from carto_proxy.adapters._httpx_handshake import AsyncHandshake, SyncHandshake, timed_out
+from carto_proxy.adapters._httpx_options import (
+    DEFAULT_LIMITS,
+    inner_transports,
+    origin_context,
+    transport_options,
+)
+from carto_proxy.exceptions import TargetError
 
 if TYPE_CHECKING:
     import httpx
@@ -54,6 +62,7 @@ else:
 __all__ = [
     "AsyncRoutingTransport",
     "RoutingTransport",
+    "UnroutableURL",
     "async_client",
     "async_transport",
     "client",
@@ -62,22 +71,21 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_H = TypeVar("_H", SyncHandshake, AsyncHandshake)
 
-_DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's
 
-_ROUTING_FIX = (
-    "remove it: carto_proxy routes every request from the ProxyConfig "
-    "(HTTP_PROXY, HTTPS_PROXY, NO_PROXY); change the configuration instead"
-)
-_TRUST_FIX = (
-    "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs "
-    "in NODE_EXTRA_CA_CERTS, or pass verify=config.ssl_context() after adjusting it "
-    "(e.g. load_cert_chain() for a client certificate)"
-)
-_CERT_FIX = (
-    "pass verify=ctx where ctx = config.ssl_context() and ctx.load_cert_chain(...) "
-    "(httpx 0.28 deprecates cert=)"
-)
+class UnroutableURL(httpx.InvalidURL, TargetError):
+    """A URL httpx accepts but carto_proxy cannot route, so no request is sent.
+
+    httpx takes any RFC 3986 host (``https://a!b/``, ``https://-x/``, percent signs, empty
+    labels) and any port number (``:0``, ``:70000``); no resolver or proxy could reach them.
+    Both an ``httpx.InvalidURL`` (what httpx raises for a URL it cannot use) and a
+    :class:`~carto_proxy.TargetError`, whose ``target`` and ``problem`` it carries.
+    """
+
+    def __init__(self, error: TargetError) -> None:
+        self.target, self.problem = error.target, error.problem
+        Exception.__init__(self, f"{error} (httpx accepts the URL; carto_proxy cannot route it)")
 
 
 def _origin(url: httpx.URL) -> str:
@@ -100,24 +108,57 @@ class _Router(Generic[_T]):
     Only the I/O differs between the two, as in httpx itself.
     """
 
-    def __init__(self, config: ProxyConfig, make: Callable[[ProxyURL | None], _T]) -> None:
+    def __init__(
+        self,
+        config: ProxyConfig,
+        make: Callable[[ProxyURL | None], _T],
+        proxy_handshake_timeout: float | None = None,
+    ) -> None:
         self.carto_proxy_config = config
         self._inner = InnerClients(config, make)
+        self._handshake = check_handshake_timeout(
+            proxy_handshake_timeout, adapter="carto_proxy.adapters.httpx"
+        )
 
     def route(self, request: httpx.Request) -> Route:
-        """Return the route *request* would take; nothing is sent, no observer is told."""
-        return self.carto_proxy_config.route(_origin(request.url))
+        """Return the route *request* would take; nothing is sent, no observer is told.
+
+        Raises:
+            UnroutableURL: the URL cannot be routed.
+        """
+        try:
+            return self.carto_proxy_config.route(_origin(request.url))
+        except TargetError as error:
+            raise UnroutableURL(error) from None
 
     def _decide(self, request: httpx.Request) -> Route:
         """Route *request*, about to be sent, and publish the decision."""
-        return report_route(
-            self.carto_proxy_config,
-            _origin(request.url),
-            adapter="httpx",
-            method=request.method,
-            url=request.url,
-            hop=lambda: mark_hop(request.extensions, request),
+        try:
+            return report_route(
+                self.carto_proxy_config,
+                _origin(request.url),
+                adapter="httpx",
+                method=request.method,
+                url=request.url,
+                hop=lambda: mark_hop(request.extensions, request),
+            )
+        except TargetError as error:
+            raise UnroutableURL(error) from None
+
+    def _follow(self, kind: type[_H], request: httpx.Request) -> _H:
+        """Start following the proxy handshake of *request* (see :mod:`._httpx_handshake`)."""
+        handshake = kind(
+            self._handshake,
+            tunnel=request.url.scheme == "https",
+            request_extensions=request.extensions,
         )
+        handshake.install()
+        return handshake
+
+    def _bounds_handshake(self, request: httpx.Request, route: Route) -> bool:
+        """Whether *request* has a proxy handshake to bound: a CONNECT tunnel (an https
+        target) or the TLS handshake with an ``https://`` proxy."""
+        return route.proxy is not None and (route.proxy.is_tls or request.url.scheme == "https")
 
 
 class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
@@ -130,10 +171,22 @@ class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the transport its route selects."""
         route = self._decide(request)
+        inner = self._inner.pick(route)
+        if not self._bounds_handshake(request, route):
+            try:
+                return inner.handle_request(request)
+            except httpx.TransportError as error:
+                raise _explain(error, route) from error
+        handshake = self._follow(SyncHandshake, request)
         try:
-            return self._inner.pick(route).handle_request(request)
+            return inner.handle_request(request)
         except httpx.TransportError as error:
+            if handshake.finish():
+                raise timed_out(route, handshake.seconds) from error
             raise _explain(error, route) from error
+        finally:
+            handshake.finish()
+            handshake.detach()
 
     def close(self) -> None:
         """Close every inner transport and its connections."""
@@ -147,10 +200,25 @@ class AsyncRoutingTransport(_Router[httpx.AsyncBaseTransport], httpx.AsyncBaseTr
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the transport its route selects."""
         route = self._decide(request)
+        inner = self._inner.pick(route)
+        if not self._bounds_handshake(request, route):
+            try:
+                return await inner.handle_async_request(request)
+            except httpx.TransportError as error:
+                raise _explain(error, route) from error
+        handshake = self._follow(AsyncHandshake, request)
+        response = None
         try:
-            return await self._inner.pick(route).handle_async_request(request)
+            with handshake.scope:
+                response = await inner.handle_async_request(request)
         except httpx.TransportError as error:
             raise _explain(error, route) from error
+        finally:
+            handshake.detach()
+        if response is None:  # the deadline cancelled it
+            await handshake.abandon()
+            raise timed_out(route, handshake.seconds)
+        return response
 
     async def aclose(self) -> None:
         """Close every inner transport and its connections."""
@@ -164,9 +232,10 @@ def transport(
     verify: ssl.SSLContext | bool = True,
     http1: bool = True,
     http2: bool = False,
-    limits: httpx.Limits = _DEFAULT_LIMITS,
+    limits: httpx.Limits = DEFAULT_LIMITS,
     retries: int = 0,
     socket_options: Iterable[Any] | None = None,
+    proxy_handshake_timeout: float | None = None,
 ) -> RoutingTransport:
     """Build a routing transport for ``httpx.Client(transport=...)``.
 
@@ -181,22 +250,26 @@ def transport(
         retries: connection retries, as ``httpx.HTTPTransport`` (httpx applies them to direct
             connections only).
         socket_options: as ``httpx.HTTPTransport``.
+        proxy_handshake_timeout: the seconds the whole proxy handshake of a new connection
+            may take (TCP connect, TLS with an ``https://`` proxy, CONNECT sent → tunnel
+            ready), however slowly the proxy answers; ``None`` (the default): the request's
+            connect timeout.
 
     Raises:
         ConfigError: *verify* would turn origin verification off.
     """
     config = resolve_config(config)
-    make = _inner_transports(
+    make = inner_transports(
         httpx.HTTPTransport,
         config,
-        _origin_context(config, verify, "transport"),
+        origin_context(config, verify, "transport"),
         http1=http1,
         http2=http2,
         limits=limits,
         retries=retries,
         socket_options=socket_options,
     )
-    return RoutingTransport(config, make)
+    return RoutingTransport(config, make, proxy_handshake_timeout)
 
 
 def async_transport(
@@ -205,45 +278,35 @@ def async_transport(
     verify: ssl.SSLContext | bool = True,
     http1: bool = True,
     http2: bool = False,
-    limits: httpx.Limits = _DEFAULT_LIMITS,
+    limits: httpx.Limits = DEFAULT_LIMITS,
     retries: int = 0,
     socket_options: Iterable[Any] | None = None,
+    proxy_handshake_timeout: float | None = None,
 ) -> AsyncRoutingTransport:
     """Build a routing transport for ``httpx.AsyncClient(transport=...)``.
 
     The arguments are those of :func:`transport`.
     """
     config = resolve_config(config)
-    make = _inner_transports(
+    make = inner_transports(
         httpx.AsyncHTTPTransport,
         config,
-        _origin_context(config, verify, "async_transport"),
+        origin_context(config, verify, "async_transport"),
         http1=http1,
         http2=http2,
         limits=limits,
         retries=retries,
         socket_options=socket_options,
     )
-    return AsyncRoutingTransport(config, make)
+    return AsyncRoutingTransport(config, make, proxy_handshake_timeout)
 
 
-def _inner_transports(
-    transport_class: Callable[..., _T], config: ProxyConfig, origin: ssl.SSLContext, **options: Any
-) -> Callable[[ProxyURL | None], _T]:
-    """How a routing transport builds the inner transport of a route's proxy (or of none).
-
-    httpx's own proxy and environment handling stay off: the route has been decided already.
-    """
-
-    def make(proxy: ProxyURL | None) -> _T:
-        return transport_class(
-            verify=origin, trust_env=False, proxy=_proxy(config, proxy), **options
-        )
-
-    return make
-
-
-def client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Client:
+def client(
+    config: ProxyConfig | None = None,
+    *,
+    proxy_handshake_timeout: float | None = None,
+    **kwargs: Any,
+) -> httpx.Client:
     """Build an ``httpx.Client`` that routes every request, redirects included, by *config*.
 
     Keyword arguments go to ``httpx.Client`` (``timeout``, ``headers``, ``follow_redirects``,
@@ -252,6 +315,7 @@ def client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Client:
 
     Args:
         config: the proxy configuration; ``None`` reads it from the environment.
+        proxy_handshake_timeout: as :func:`transport`.
         **kwargs: ``httpx.Client`` arguments.
 
     Raises:
@@ -260,20 +324,25 @@ def client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.Client:
             other than ``True`` or a verifying ``ssl.SSLContext``.
     """
     config = resolve_config(config)
-    origin, options = _transport_options(config, kwargs, "client")
-    make = _inner_transports(httpx.HTTPTransport, config, origin, **options)
-    router = RoutingTransport(config, make)
+    origin, options = transport_options(config, kwargs, "client")
+    make = inner_transports(httpx.HTTPTransport, config, origin, **options)
+    router = RoutingTransport(config, make, proxy_handshake_timeout)
     built = httpx.Client(transport=router, trust_env=False, **kwargs)
     _routers[built] = router
     return built
 
 
-def async_client(config: ProxyConfig | None = None, **kwargs: Any) -> httpx.AsyncClient:
+def async_client(
+    config: ProxyConfig | None = None,
+    *,
+    proxy_handshake_timeout: float | None = None,
+    **kwargs: Any,
+) -> httpx.AsyncClient:
     """Build an ``httpx.AsyncClient``; the async counterpart of :func:`client`."""
     config = resolve_config(config)
-    origin, options = _transport_options(config, kwargs, "async_client")
-    make = _inner_transports(httpx.AsyncHTTPTransport, config, origin, **options)
-    router = AsyncRoutingTransport(config, make)
+    origin, options = transport_options(config, kwargs, "async_client")
+    make = inner_transports(httpx.AsyncHTTPTransport, config, origin, **options)
+    router = AsyncRoutingTransport(config, make, proxy_handshake_timeout)
     built = httpx.AsyncClient(transport=router, trust_env=False, **kwargs)
     _routers[built] = router
     return built
@@ -306,78 +375,15 @@ def route_for(
 
     Raises:
         TypeError: *client* was not built by carto_proxy.
-        TargetError: *url* cannot be routed.
+        UnroutableURL: *url* cannot be routed (a :class:`~carto_proxy.TargetError` and an
+            ``httpx.InvalidURL``).
     """
     if isinstance(client, _Router):
         return client.route(httpx.Request("GET", url))
-    try:
-        router = _routers.get(client)
-    except TypeError:  # not weakly referenceable: not a client at all
-        router = None
-    if router is None:
-        raise TypeError(
-            f"route_for() needs a client built by carto_proxy.adapters.httpx (client() or "
-            f"async_client()) or one of its transports, not this {type(client).__name__}: "
-            "it does not route by a ProxyConfig"
-        )
+    router = built_here(
+        _routers,
+        client,
+        "a client built by carto_proxy.adapters.httpx (client() or async_client()) or one "
+        "of its transports",
+    )
     return router.route(client.build_request("GET", url))
-
-
-def _transport_options(
-    config: ProxyConfig, kwargs: MutableMapping[str, Any], function: str
-) -> tuple[ssl.SSLContext, dict[str, Any]]:
-    """Refuse what would defeat the routing; return the origin context and transport options.
-
-    ``verify`` is taken out of *kwargs*; ``http1``, ``http2`` and ``limits`` are copied, and
-    stay for the client too: it only uses them to check that ``h2`` is installed, since it
-    builds no transport of its own.
-    """
-    adapter = f"carto_proxy.adapters.httpx.{function}"
-    refuse_arguments(
-        kwargs,
-        ("proxy", "proxies", "mounts", "transport", "uds"),
-        adapter=adapter,
-        fix=_ROUTING_FIX,
-    )
-    refuse_arguments(kwargs, ("cert",), adapter=adapter, fix=_CERT_FIX)
-    if kwargs.pop("trust_env", False) is not False:
-        raise refusal(
-            f"{adapter}(trust_env=True)",
-            "httpx would read HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE and .netrc on its own",
-            "remove it: carto_proxy reads the environment once, into the ProxyConfig",
-        )
-    origin = _origin_context(config, kwargs.pop("verify", True), function)
-    options = {
-        "http1": kwargs.get("http1", True),
-        "http2": kwargs.get("http2", False),
-        "limits": kwargs.get("limits", _DEFAULT_LIMITS),
-    }
-    return origin, options
-
-
-def _origin_context(config: ProxyConfig, verify: object, function: str) -> ssl.SSLContext:
-    if verify is True:
-        return config.ssl_context()
-    if (
-        isinstance(verify, ssl.SSLContext)
-        and verify.verify_mode == ssl.CERT_REQUIRED
-        and verify.check_hostname
-    ):
-        return verify
-    raise refusal(
-        f"carto_proxy.adapters.httpx.{function}(verify=...)",
-        "only verify=True or a verifying ssl.SSLContext is accepted; origin certificates are "
-        "always verified (NODE_TLS_REJECT_UNAUTHORIZED=0 only concerns the proxy's own "
-        "certificate)",
-        _TRUST_FIX,
-    )
-
-
-def _proxy(config: ProxyConfig, proxy: ProxyURL | None) -> httpx.Proxy | None:
-    if proxy is None:
-        return None
-    # httpcore refuses a proxy ssl_context for http:// proxies ("The proxy_ssl_context argument
-    # is not allowed for the http scheme"), and for https:// ones httpx ignores verify=:
-    # encode/httpx#1434, #1189.
-    context = config.proxy_ssl_context() if proxy.is_tls else None
-    return httpx.Proxy(str(proxy), ssl_context=context)

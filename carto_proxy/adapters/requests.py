@@ -51,6 +51,8 @@ else:
     import_extra("requests.adapters", "requests")
 
 # After requests: a missing requests is reported as the requests extra, not the urllib3 one.
+from carto_proxy.adapters._handshake import check_handshake_timeout
+from carto_proxy.adapters._urllib3_handshake import bounded_pool_classes
 from carto_proxy.adapters.urllib3 import check_tls_proxy_support, request_origin
 
 __all__ = ["RoutingAdapter", "mount", "route_for", "session"]
@@ -70,15 +72,31 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
 
     Args:
         config: the proxy configuration; ``None`` reads it from the environment.
+        proxy_handshake_timeout: the seconds the whole proxy handshake may take (TCP
+            connect, TLS with an ``https://`` proxy, CONNECT sent → tunnel ready), however
+            slowly the proxy answers; ``None`` (the default): the connect timeout.
         **kwargs: ``HTTPAdapter`` arguments (``pool_connections``, ``pool_maxsize``,
             ``max_retries``, ``pool_block``).
     """
 
     # Pickled attributes; requests declares this list as a plain class attribute.
-    __attrs__ = [*requests.adapters.HTTPAdapter.__attrs__, "carto_proxy_config"]  # noqa: RUF012
+    __attrs__ = [  # noqa: RUF012
+        *requests.adapters.HTTPAdapter.__attrs__,
+        "carto_proxy_config",
+        "carto_proxy_handshake_timeout",
+    ]
 
-    def __init__(self, config: ProxyConfig | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        config: ProxyConfig | None = None,
+        *,
+        proxy_handshake_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.carto_proxy_config = resolve_config(config)
+        self.carto_proxy_handshake_timeout = check_handshake_timeout(
+            proxy_handshake_timeout, adapter="carto_proxy.adapters.requests.RoutingAdapter"
+        )
         check_tls_proxy_support(self.carto_proxy_config)
         super().__init__(**kwargs)
 
@@ -112,7 +130,10 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
         proxy_kwargs["ssl_context"] = self._origin_context
         if proxy.lower().startswith("https://"):
             proxy_kwargs["proxy_ssl_context"] = self._proxy_context
-        return super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        # Before its first pool: the proxy handshake of each connection is bounded.
+        manager.pool_classes_by_scheme = bounded_pool_classes(self.carto_proxy_handshake_timeout)
+        return manager
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         """Keep origin trust in the pools' context.

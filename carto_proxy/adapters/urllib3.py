@@ -43,6 +43,8 @@ from carto_proxy.adapters._common import (
     report_route,
     resolve_config,
 )
+from carto_proxy.adapters._handshake import check_handshake_timeout
+from carto_proxy.adapters._urllib3_handshake import bounded_pool_classes
 from carto_proxy.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -133,9 +135,12 @@ class RoutingPoolManager(urllib3.PoolManager):
         config: ProxyConfig,
         num_pools: int = 10,
         headers: Mapping[str, str] | None = None,
+        *,
+        proxy_handshake_timeout: float | None = None,
         **connection_pool_kw: Any,
     ) -> None:
         adapter = "carto_proxy.adapters.urllib3.pool_manager"
+        self._handshake = check_handshake_timeout(proxy_handshake_timeout, adapter=adapter)
         refuse_arguments(connection_pool_kw, _ROUTING_ARGUMENTS, adapter=adapter, fix=_ROUTING_FIX)
         refuse_arguments(connection_pool_kw, _TRUST_ARGUMENTS, adapter=adapter, fix=_TRUST_FIX)
         _refuse_unverified(connection_pool_kw, adapter)
@@ -158,7 +163,9 @@ class RoutingPoolManager(urllib3.PoolManager):
         if proxy is None:
             return _DirectManager(self, **self._options)
         context = self.carto_proxy_config.proxy_ssl_context() if proxy.is_tls else None
-        return _ProxyManager(self, str(proxy), proxy_ssl_context=context, **self._options)
+        manager = _ProxyManager(self, str(proxy), proxy_ssl_context=context, **self._options)
+        manager.pool_classes_by_scheme = bounded_pool_classes(self._handshake)
+        return manager
 
     def route(self, url: str) -> Route:
         """Return the route *url* would take; nothing is sent, no observer is told."""
@@ -251,7 +258,10 @@ def pool_manager(config: ProxyConfig | None = None, **kwargs: Any) -> RoutingPoo
 
     Args:
         config: the proxy configuration; ``None`` reads it from the environment.
-        **kwargs: ``urllib3.PoolManager`` arguments.
+        **kwargs: ``urllib3.PoolManager`` arguments, and ``proxy_handshake_timeout``: the
+            seconds the whole proxy handshake may take (TCP connect, TLS with an ``https://``
+            proxy, CONNECT sent → tunnel ready), however slowly the proxy answers; ``None``
+            (the default): the connect timeout.
 
     Raises:
         ConfigError: an argument would bypass the routing or the TLS settings: any proxy

@@ -19,10 +19,11 @@ from typing import Any
 
 from carto_proxy import _env, _tls
 from carto_proxy._config import ProxyConfig
-from carto_proxy._diagnostics import Portable, portable, tool_names
+from carto_proxy._diagnostics import tool_names
 from carto_proxy._env import format_dotenv
 from carto_proxy._helm import format_values, helm_values
 from carto_proxy._no_proxy import NoProxy
+from carto_proxy._portable import Portable, portable
 from carto_proxy._proxy_url import parse_proxy
 from carto_proxy._routing import Action, Rule
 from carto_proxy._target import Protocol

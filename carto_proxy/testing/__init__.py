@@ -5,8 +5,11 @@
 - :class:`LocalOrigin`: a loopback web server answering for any host name over HTTP and HTTPS.
 - :class:`GrpcOrigin`: a loopback gRPC server (plaintext and TLS) recording every call
   (:class:`GrpcCall`).
+- :func:`block_direct`: going around the proxy fails at once, saying which host went direct,
+  and nothing leaves loopback; the guard of every fixture.
 - :class:`DirectGuard`: records, and by default refuses, the names the process resolves itself,
-  i.e. the connections that go direct.
+  i.e. the connections that go direct; resolves mapped names to local servers.
+- :func:`ca_bundle`: write PEM certificates to a temporary file, for ``NODE_EXTRA_CA_CERTS``.
 - :func:`proxy_environ`: set CARTO's proxy variables for a block, restore them afterwards.
 - :func:`record_routes`: collect the routing decisions carto_proxy's adapters act on.
 - :func:`assert_tunnelled`, :func:`assert_proxied`, :func:`assert_not_proxied`: readable
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from ._assertions import assert_not_proxied as assert_not_proxied
     from ._assertions import assert_proxied as assert_proxied
     from ._assertions import assert_tunnelled as assert_tunnelled
+    from ._block import block_direct as block_direct
+    from ._ca_files import ca_bundle as ca_bundle
     from ._direct import DirectGuard as DirectGuard
     from ._environ import proxy_environ as proxy_environ
     from ._grpc_origin import GrpcCall as GrpcCall
@@ -47,6 +52,8 @@ _HOMES = {
     "assert_not_proxied": "._assertions",
     "assert_proxied": "._assertions",
     "assert_tunnelled": "._assertions",
+    "block_direct": "._block",
+    "ca_bundle": "._ca_files",
     "proxy_environ": "._environ",
     "record_routes": "._records",
 }

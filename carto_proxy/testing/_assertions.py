@@ -181,7 +181,7 @@ def _direct_note(guard: DirectGuard | None, key: str) -> str:
         return ""
     host = _host_of(key)
     if guard.went_direct(host):
-        return f": it went direct (this process resolved {host} itself)"
+        return f": it went direct (this process looked {host} up itself)"
     return ""
 
 

@@ -24,15 +24,16 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
-__all__ = ["DirectGuard"]
+from carto_proxy._unaudited import exempt_address
+
+__all__ = ["LOCAL_NAMES", "DirectGuard"]
 
 _AddrInfo = list[tuple[Any, ...]]
 _DEFAULT_HINT = "map it to a local server with DirectGuard.add(), or use block=False"
 # Names the real resolver may answer unless mapped: they never leave the machine.
-_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 class DirectGuard:
@@ -41,7 +42,9 @@ class DirectGuard:
     IP literals always resolve as usual and are not recorded; so does ``localhost``, unless
     ``hosts`` maps it. A name given in ``hosts`` resolves to its address, as a hosts file
     would; with ``(ip, port)`` the port is replaced too, so ``https://api.example.com/`` can
-    reach a local server listening on any port. Any other name is refused with
+    reach a local server listening on any port (and no egress audit judges the connections to
+    that address: the lookup that led there was judged, by the name and port asked for). Any
+    other name is refused with
     :class:`socket.gaierror` while ``block`` is true (the default), and resolved for real
     otherwise. Use it as a context manager; guards nest, innermost first, and must be left in
     the reverse order they were entered.
@@ -78,6 +81,7 @@ class DirectGuard:
         self._resolved: list[str] = []
         self._blocked: list[str] = []
         self._saved: tuple[Any, Any] | None = None
+        self._exempt: contextlib.ExitStack | None = None  # while active: the mapped addresses
         for name, address in (hosts or {}).items():
             self.add(name, address)
 
@@ -91,6 +95,8 @@ class DirectGuard:
         ipaddress.ip_address(ip)
         with self._lock:
             self._hosts[_normalise(host)] = (ip, port)
+            if self._exempt is not None and port is not None:
+                self._exempt.enter_context(exempt_address(ip, port))
 
     @property
     def block(self) -> bool:
@@ -124,35 +130,57 @@ class DirectGuard:
     def __enter__(self) -> DirectGuard:
         if self._saved is not None:
             raise RuntimeError("this DirectGuard is already active")
+        with self._lock:
+            self._exempt = contextlib.ExitStack()
+            for ip, port in self._hosts.values():
+                if port is not None:
+                    self._exempt.enter_context(exempt_address(ip, port))
         self._saved = (socket.getaddrinfo, socket.gethostbyname)
         socket.getaddrinfo = self._getaddrinfo
         socket.gethostbyname = self._gethostbyname
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._saved is not None:
             socket.getaddrinfo, socket.gethostbyname = self._saved
             self._saved = None
+        with self._lock:
+            exempt, self._exempt = self._exempt, None
+        if exempt is not None:
+            exempt.close()
 
-    def _mapping_for(self, host: str) -> tuple[str, int | None] | None:
-        """Return the address to use, ``None`` to resolve as usual, or raise when refused."""
-        name = _normalise(host)
+    def maps(self, host: str) -> bool:
+        """Return whether ``host`` is mapped to an address (``add`` or ``hosts``)."""
+        with self._lock:
+            return _normalise(host) in self._hosts
+
+    def _mapping_for(
+        self, host: bytes | str, port: bytes | str | int | None, family: int, type: int, proto: int
+    ) -> tuple[str, int | None] | None:
+        """Return the address to use, ``None`` to resolve as usual, or raise when refused.
+
+        A name it answers or refuses is announced first (:func:`_announce`): what an audit hook
+        raises for it is a refusal too.
+        """
+        name = _normalise(host.decode("ascii", "replace") if isinstance(host, bytes) else host)
         if _is_ip_literal(name):
             return None
         with self._lock:
             mapped = self._hosts.get(name)
-            if mapped is None and name in _LOCAL_NAMES:
+            if mapped is None and name in LOCAL_NAMES:
                 return None
             self._resolved.append(name)
-            refused = mapped is None and self._block
-            if refused:
+        if mapped is None and not self._block:
+            return None  # the real resolver raises the audit event itself
+        try:
+            _announce(host, port, family, type, proto)
+        except BaseException:
+            with self._lock:
                 self._blocked.append(name)
-        if refused:
+            raise
+        if mapped is None:
+            with self._lock:
+                self._blocked.append(name)
             raise socket.gaierror(
                 socket.EAI_NONAME,
                 f"carto_proxy: {name} went direct: this process resolved it itself instead of "
@@ -173,9 +201,7 @@ class DirectGuard:
         assert self._saved is not None
         original = self._saved[0]
         if host is not None:
-            text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
-            _announce(host, port, family, type, proto)
-            mapped = self._mapping_for(text)
+            mapped = self._mapping_for(host, port, family, type, proto)
             if mapped is not None:
                 ip, new_port = mapped
                 host, port = ip, port if new_port is None else new_port
@@ -184,8 +210,7 @@ class DirectGuard:
 
     def _gethostbyname(self, host: str) -> str:
         assert self._saved is not None
-        _announce(host, None, 0, 0, 0)
-        mapped = self._mapping_for(host)
+        mapped = self._mapping_for(host, None, 0, 0, 0)
         # The real function even for a mapped name: it refuses an IPv6 address, as it should.
         return self._saved[1](host if mapped is None else mapped[0])  # type: ignore[no-any-return]
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from carto_proxy._config import ProxyConfig
 from carto_proxy._env import CASE_PAIRS, EXTRA_CA, REJECT_UNAUTHORIZED
+from carto_proxy._tls import load_ca_file
+from carto_proxy.testing._ca_files import ca_bundle
 
 if TYPE_CHECKING:
     from carto_proxy.testing._recording_proxy import RecordingProxy
 
-__all__ = ["MANAGED_VARIABLES", "environ_config", "proxy_environ"]
+__all__ = ["MANAGED_VARIABLES", "environ_config", "environ_listeners", "proxy_environ"]
+
+CaFiles = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
 MANAGED_VARIABLES: tuple[str, ...] = (
     *(name for base in (*CASE_PAIRS, "ALL_PROXY") for name in (base, base.lower())),
@@ -27,6 +30,9 @@ The five CARTO pairs and ``ALL_PROXY`` (which curl, requests and httpx read) in 
 and the two Node variables, which Node reads in uppercase only.
 """
 
+environ_listeners: list[Callable[[], None]] = []
+"""Called each time :func:`proxy_environ` has changed ``os.environ`` (``block_direct`` follows)."""
+
 
 @contextmanager
 def proxy_environ(
@@ -34,7 +40,7 @@ def proxy_environ(
     *,
     no_proxy: str | Iterable[str] | None = None,
     no_grpc_proxy: str | Iterable[str] | None = None,
-    ca_file: str | os.PathLike[str] | None = None,
+    ca_file: CaFiles | None = None,
     verify_proxy: bool | None = None,
     environ: MutableMapping[str, str] | None = None,
 ) -> Iterator[ProxyConfig]:
@@ -48,8 +54,12 @@ def proxy_environ(
 
     A proxy URL (or a :class:`~carto_proxy.testing.RecordingProxy`) is written the way CARTO
     documents it: ``HTTP_PROXY`` and ``HTTPS_PROXY``, plus ``GRPC_PROXY`` for an ``http://``
-    proxy (gRPC cannot use an ``https://`` one). A TLS ``RecordingProxy`` also sets
-    ``NODE_EXTRA_CA_CERTS`` to its CA file. ``None`` clears everything.
+    proxy (gRPC cannot use an ``https://`` one). ``None`` clears everything.
+
+    ``NODE_EXTRA_CA_CERTS`` names every CA in use at once: a TLS ``RecordingProxy``'s, the
+    CA of a configuration given (a file or inline Helm PEM), and each ``ca_file`` (a
+    :class:`~carto_proxy.testing.LocalOrigin`'s, your own). One of them is named as it is;
+    several are bundled into a temporary file, removed on exit.
 
     >>> import os
     >>> with proxy_environ("my-proxy:3128", no_proxy=[".internal", "localhost"]) as config:
@@ -67,8 +77,7 @@ def proxy_environ(
         no_proxy: ``NO_PROXY``, as one comma-separated string or as entries; replaces the
             configuration's.
         no_grpc_proxy: ``NO_GRPC_PROXY``, likewise.
-        ca_file: ``NODE_EXTRA_CA_CERTS``, a PEM file. A configuration whose CA was given
-            inline (Helm values) and no ``ca_file`` gets a temporary file, removed on exit.
+        ca_file: a PEM file (a path), or several, to trust as well as the proxy's CA.
         verify_proxy: ``False`` writes ``NODE_TLS_REJECT_UNAUTHORIZED=0``.
         environ: the mapping to change instead of ``os.environ``.
 
@@ -76,7 +85,8 @@ def proxy_environ(
         The configuration the block's code reads: ``ProxyConfig.from_env()`` of what was set.
 
     Raises:
-        ConfigError: a value carto_proxy refuses; the environment is left untouched.
+        ConfigError: a value carto_proxy refuses (a ``ca_file`` that is missing or holds no
+            certificate); the environment is left untouched.
     """
     env = os.environ if environ is None else environ
     with _ca_file_for(proxy, ca_file) as ca:
@@ -93,6 +103,7 @@ def proxy_environ(
             for name in MANAGED_VARIABLES:
                 env.pop(name, None)
             env.update(written)
+            _changed(env)
             yield config
         finally:
             for name, value in saved.items():
@@ -100,6 +111,13 @@ def proxy_environ(
                     env.pop(name, None)
                 else:
                     env[name] = value
+            _changed(env)
+
+
+def _changed(env: MutableMapping[str, str]) -> None:
+    if env is os.environ:
+        for listener in list(environ_listeners):
+            listener()
 
 
 def environ_config(
@@ -141,30 +159,35 @@ def environ_config(
 
 @contextmanager
 def _ca_file_for(
-    proxy: str | ProxyConfig | RecordingProxy | None, ca_file: str | os.PathLike[str] | None
+    proxy: str | ProxyConfig | RecordingProxy | None, ca_file: CaFiles | None
 ) -> Iterator[str | None]:
-    """Yield the CA file to name in ``NODE_EXTRA_CA_CERTS``, writing a temporary one if needed."""
-    if ca_file is not None:
-        yield os.fspath(ca_file)
-        return
-    if isinstance(proxy, ProxyConfig):
-        if proxy.extra_ca_pem is None or proxy.extra_ca_file is not None:
-            yield proxy.extra_ca_file
-            return
-        # An inline CA (Helm trustedCACerts.value) has no path to_env() could name.
-        handle, path = tempfile.mkstemp(prefix="carto-proxy-ca-", suffix=".pem")
-        try:
-            with os.fdopen(handle, "w", encoding="ascii") as file:
-                file.write(proxy.extra_ca_pem)
-            yield path
-        finally:
-            os.unlink(path)
-        return
-    if proxy is None or isinstance(proxy, str) or not proxy.tls:
+    """Yield the one file ``NODE_EXTRA_CA_CERTS`` names: every CA in use, bundled if several."""
+    found = _cas_of(proxy)
+    given = [ca_file] if isinstance(ca_file, (str, os.PathLike)) else list(ca_file or ())
+    for path in (os.fspath(each) for each in given):
+        if all(path != known for _, known in found):
+            found.append((None, path))
+    if not found:
         yield None
-        return
+    elif len(found) == 1 and found[0][1] is not None:
+        yield found[0][1]
+    else:
+        pems = [pem if pem is not None else load_ca_file(str(path)) for pem, path in found]
+        with ca_bundle(*pems) as bundle:
+            yield bundle
+
+
+def _cas_of(
+    proxy: str | ProxyConfig | RecordingProxy | None,
+) -> list[tuple[str | None, str | None]]:
+    """The CA of *proxy* as ``(pem, path)``: either may be unknown, not both."""
+    if isinstance(proxy, ProxyConfig):
+        if proxy.extra_ca_pem is None:
+            return [(None, proxy.extra_ca_file)] if proxy.extra_ca_file else []
+        return [(proxy.extra_ca_pem, proxy.extra_ca_file)]
+    if proxy is None or isinstance(proxy, str) or not proxy.tls:
+        return []
     try:
-        running_ca: str | None = proxy.ca_file
+        return [(proxy.ca_pem, proxy.ca_file)]
     except RuntimeError:  # a stopped proxy stands for a proxy that is down: no CA to trust
-        running_ca = None
-    yield running_ca
+        return []

@@ -144,9 +144,12 @@ class GrpcOrigin:
         return self._started()[1]
 
     @property
-    def ca_pem(self) -> bytes:
-        """The PEM of the CA that signs its certificate."""
-        return bytes(self._ca.cert_pem.bytes())
+    def ca_pem(self) -> str:
+        """The PEM text of the CA that signs its certificate.
+
+        gRPC takes bytes: ``grpc.ssl_channel_credentials(origin.ca_pem.encode())``.
+        """
+        return str(self._ca.cert_pem.bytes().decode("ascii"))
 
     def _started(self) -> tuple[int, int]:
         if self._ports is None:

@@ -17,21 +17,17 @@ what was received.
 from __future__ import annotations
 
 import json as _json  # reply() has a json= argument
-import os
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 
 from carto_proxy.exceptions import MissingExtraError
-from carto_proxy.testing._serving import ConnectionServer
+from carto_proxy.testing._loopback import LoopbackServer
 
 __all__ = ["LocalOrigin", "OriginRequest"]
 
@@ -141,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # tests read origin.requests instead
 
 
-class LocalOrigin:
+class LocalOrigin(LoopbackServer):
     """Answer HTTP and HTTPS requests for any host name on one loopback port.
 
     Args:
@@ -159,7 +155,14 @@ class LocalOrigin:
             import trustme
         except ImportError as error:
             raise MissingExtraError("testing", "trustme") from error
-        self._host = host
+        super().__init__(
+            host=host,
+            port=0,
+            serve=self._serve,
+            name="LocalOrigin",
+            backlog=256,
+            ca_owner="the LocalOrigin",
+        )
         self._timeout = timeout
         self._ca = trustme.CA() if ca is None else ca
         self._tls = self._context_with(self._ca.issue_cert("localhost", "127.0.0.1", "::1"))
@@ -172,60 +175,11 @@ class LocalOrigin:
         self._errors: deque[Exception] = deque(maxlen=_MAX_ERRORS)
         self._replies: dict[str, _Reply] = {}
         self._handler: Handler | None = None
-        self._server = ConnectionServer(self._serve, name="LocalOrigin", backlog=256)
-        self._ca_dir: str | None = None
 
-    # --- lifecycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> LocalOrigin:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> LocalOrigin:
-        """Listen and start answering; return this origin.
-
-        Raises:
-            RuntimeError: it was already started (an origin runs once).
-        """
-        if self._server.used:
-            raise RuntimeError("a LocalOrigin runs once; make a new one")
-        self._server.start(self._host)
-        self._ca_dir = tempfile.mkdtemp(prefix="carto-proxy-origin-ca-")
-        with open(self.ca_file, "wb") as file:
-            file.write(self.ca_pem)
-        return self
-
-    def stop(self) -> None:
-        """Close every connection and join every thread (within 1 s); idempotent."""
-        self._server.stop()
-        if self._ca_dir is not None:
-            shutil.rmtree(self._ca_dir, ignore_errors=True)
-            self._ca_dir = None
+    def _ca_to_write(self) -> str | None:
+        return self.ca_pem
 
     # --- where it listens and whom to trust ---------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        """The loopback address it listens on."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The port it listens on.
-
-        Raises:
-            RuntimeError: it was never started.
-        """
-        if self._server.port is None:
-            raise RuntimeError("LocalOrigin is not started; call start() first")
-        return self._server.port
 
     @property
     def address(self) -> tuple[str, int]:
@@ -246,9 +200,9 @@ class LocalOrigin:
         return dict.fromkeys(names, self.address)
 
     @property
-    def ca_pem(self) -> bytes:
-        """The PEM of the CA that signs this origin's certificates."""
-        return bytes(self._ca.cert_pem.bytes())
+    def ca_pem(self) -> str:
+        """The PEM text of the CA that signs this origin's certificates."""
+        return str(self._ca.cert_pem.bytes().decode("ascii"))
 
     @property
     def ca_file(self) -> str:
@@ -257,9 +211,7 @@ class LocalOrigin:
         Raises:
             RuntimeError: the origin is not running.
         """
-        if self._ca_dir is None:
-            raise RuntimeError("ca_file exists only while the LocalOrigin runs")
-        return os.path.join(self._ca_dir, "ca.pem")
+        return self._ca_file.path
 
     # --- what it saw ----------------------------------------------------------------------------
 

@@ -14,25 +14,21 @@ the mapped upstreams, and never resolves a name to decide::
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import ssl
-import tempfile
 from collections.abc import Callable, Mapping
-from types import TracebackType
 
 from carto_proxy.exceptions import MissingExtraError
 from carto_proxy.testing._faults import Faults
+from carto_proxy.testing._loopback import LoopbackServer
 from carto_proxy.testing._proxy_records import ProxyRecord, RecordBook
 from carto_proxy.testing._proxying import Proxying
-from carto_proxy.testing._serving import ConnectionServer
 from carto_proxy.testing._upstreams import Upstreams, key_of, loopback_literal
 
 __all__ = ["ProxyRecord", "RecordingProxy"]
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
     """Run a recording HTTP forward proxy on loopback for the duration of a test.
 
     The proxy tunnels ``CONNECT`` and forwards absolute-form ``http://`` requests (keep-alive
@@ -74,16 +70,19 @@ class RecordingProxy:
     ) -> None:
         if host == "localhost" or loopback_literal(host) is None:
             raise ValueError(f"host={host!r}: RecordingProxy listens on a loopback address only")
-        self._host = host
-        self._requested_port = port
+        super().__init__(
+            host=host,
+            port=port,
+            serve=self._serve,
+            name="RecordingProxy",
+            backlog=1024,  # deep, so that 100 simultaneous connects all land
+            ca_owner="a RecordingProxy(tls=True)",
+        )
         self._tls = tls
         self._faults = Faults()
         self._book = RecordBook()
-        # A deep backlog, so that 100 simultaneous connects all land.
-        self._server = ConnectionServer(self._serve, name="RecordingProxy", backlog=1024)
-        self._ca_dir: str | None = None
         server_ctx: ssl.SSLContext | None = None
-        self._ca_pem: bytes | None = None
+        self._ca_pem: str | None = None
         if tls:
             server_ctx, self._ca_pem = _make_tls()
         self._proxying = Proxying(
@@ -95,64 +94,10 @@ class RecordingProxy:
             tls=server_ctx,
         )
 
-    # --- lifecycle ----------------------------------------------------------------------------
-
-    def __enter__(self) -> RecordingProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> RecordingProxy:
-        """Listen and start accepting connections.
-
-        Returns:
-            This proxy, so ``proxy = RecordingProxy().start()`` reads well.
-
-        Raises:
-            RuntimeError: the proxy was already started.
-        """
-        if self._server.used:
-            raise RuntimeError("a RecordingProxy runs once; make a new one")
-        self._server.start(self._host, self._requested_port)
-        if self._ca_pem is not None:
-            self._ca_dir = tempfile.mkdtemp(prefix="carto-proxy-ca-")
-            with open(self.ca_file, "wb") as file:
-                file.write(self._ca_pem)
-        return self
-
-    def stop(self) -> None:
-        """Close the listener and every connection, and join every thread (within 1 s).
-
-        Calling it again, or before :meth:`start`, does nothing.
-        """
-        self._server.stop()
-        if self._ca_dir is not None:
-            shutil.rmtree(self._ca_dir, ignore_errors=True)
-            self._ca_dir = None
+    def _ca_to_write(self) -> str | None:
+        return self._ca_pem
 
     # --- where it listens -----------------------------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        """The loopback address the proxy listens on."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The port the proxy listens (or listened) on.
-
-        Raises:
-            RuntimeError: the proxy was never started.
-        """
-        if self._server.port is None:
-            raise RuntimeError("RecordingProxy is not started; call start() first")
-        return self._server.port
 
     @property
     def tls(self) -> bool:
@@ -176,8 +121,8 @@ class RecordingProxy:
         return f"{self.scheme}://{host}:{self.port}"
 
     @property
-    def ca_pem(self) -> bytes:
-        """The PEM of the CA that signed a TLS proxy's certificate.
+    def ca_pem(self) -> str:
+        """The PEM text of the CA that signed a TLS proxy's certificate.
 
         Raises:
             RuntimeError: the proxy does not use TLS.
@@ -193,9 +138,7 @@ class RecordingProxy:
         Raises:
             RuntimeError: the proxy does not use TLS or is not running.
         """
-        if self._ca_dir is None:
-            raise RuntimeError("ca_file exists only while a RecordingProxy(tls=True) runs")
-        return os.path.join(self._ca_dir, "ca.pem")
+        return self._ca_file.path
 
     def __repr__(self) -> str:
         where = self.url if self._server.port is not None else "not started"
@@ -319,7 +262,7 @@ class RecordingProxy:
         self._proxying.serve(conn, client)
 
 
-def _make_tls() -> tuple[ssl.SSLContext, bytes]:
+def _make_tls() -> tuple[ssl.SSLContext, str]:
     """Make a CA for this proxy and a server context with its certificate for loopback names."""
     try:
         import trustme
@@ -328,4 +271,4 @@ def _make_tls() -> tuple[ssl.SSLContext, bytes]:
     ca = trustme.CA()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("localhost", "127.0.0.1", "::1").configure_cert(context)
-    return context, ca.cert_pem.bytes()
+    return context, str(ca.cert_pem.bytes().decode("ascii"))

@@ -9,6 +9,9 @@ Both must also outlive a process that runs out of resources: a connection that g
 is refused and the server keeps accepting; when ``accept`` fails for want of descriptors or
 memory, the connection waits in the backlog and the server backs off (as Go's ``net/http``
 does) instead of spinning on a listener that stays readable.
+
+Their own connections are not the program's: an egress audit in the same process does not
+judge what their connection threads connect to (a proxy's upstreams).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["ConnectionServer"]
+from carto_proxy._unaudited import unaudited
+
+__all__ = ["ConnectionServer", "Serve"]
 
 # stop() must return within 1 s; keep a margin for closing sockets after the joins.
 _STOP_BUDGET = 0.8
@@ -31,7 +36,7 @@ _BACKOFF = 0.005
 _MAX_BACKOFF = 0.25
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
-_Serve = Callable[[socket.socket, tuple[str, int]], None]
+Serve = Callable[[socket.socket, tuple[str, int]], None]
 
 
 class ConnectionServer:
@@ -47,7 +52,7 @@ class ConnectionServer:
         backlog: how many connections may wait to be accepted.
     """
 
-    def __init__(self, serve: _Serve, *, name: str, backlog: int) -> None:
+    def __init__(self, serve: Serve, *, name: str, backlog: int) -> None:
         self._serve = serve
         self._name = name
         self._backlog = backlog
@@ -238,7 +243,8 @@ class ConnectionServer:
 
     def _run(self, conn: socket.socket, client: tuple[str, int]) -> None:
         try:
-            self._serve(conn, client)
+            with unaudited():  # what this thread connects to is the server's, not the program's
+                self._serve(conn, client)
         finally:
             with self._lock:
                 self._sockets.discard(conn)

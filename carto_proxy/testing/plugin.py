@@ -12,55 +12,63 @@ Fixtures (all function-scoped views; the servers behind them are shared by the s
     A running :class:`~carto_proxy.testing.LocalOrigin`, cleared: it answers any host name.
 ``carto_proxy_config``
     A :class:`~carto_proxy.ProxyConfig` pointing at ``carto_proxy_recording_proxy``, as
-    CARTO's ``.env`` would, with the marker's ``no_proxy`` and ``NODE_EXTRA_CA_CERTS`` naming
-    the proxy's and the origin's CAs when they are in use. Direct connections are guarded
-    (``carto_proxy_direct_guard``) while it is in use.
+    CARTO's ``.env`` would, with the marker's ``no_proxy`` and ``NODE_EXTRA_CA_CERTS`` holding
+    every CA in use at once: the TLS proxy's, the origin's and ``carto_proxy_ca_files``.
 ``carto_proxy_environ``
     ``carto_proxy_config`` written to ``os.environ`` with
     :func:`~carto_proxy.testing.proxy_environ`; every other proxy variable cleared.
 ``carto_proxy_clean_environ``
     No proxy variable at all, restored afterwards.
 ``carto_proxy_direct_guard``
-    An active :class:`~carto_proxy.testing.DirectGuard`: the names this process resolves
-    itself (connections going direct) are recorded and, unless ``block_direct=False``,
-    refused; ``origin_hosts`` resolve to ``carto_proxy_origin``.
+    The active :class:`~carto_proxy.testing.DirectGuard` of
+    :func:`~carto_proxy.testing.block_direct`, which guards every test that uses a
+    ``carto_proxy_*`` fixture or the marker: going around the proxy fails at once, saying
+    that the host went direct, and nothing leaves loopback; ``origin_hosts`` resolve to
+    ``carto_proxy_origin``. ``block_direct=False`` opts out: names are only recorded.
 ``carto_proxy_upstreams``
     Where the proxy sends each name: the marker's ``upstreams`` plus its ``origin_hosts``
     (sent to ``carto_proxy_origin``). Override it to compute upstreams from your own fixtures.
+``carto_proxy_ca_files``
+    CA files the configuration trusts as well: the marker's ``ca_files``. Override it to add
+    the CAs your own fixtures make.
 
 The marker::
 
     @pytest.mark.carto_proxy(no_proxy=".internal", tls=True,
                              origin_hosts=["api.example.com"], upstreams={...},
-                             block_direct=True)
+                             ca_files=[...], block_direct=True)
+
+``--carto-proxy-audit`` (or the ini setting ``carto_proxy_audit = true``) fails every test
+whose code went around its proxy configuration, naming the host and the line, even when the
+code under test swallowed the error (:mod:`carto_proxy.testing._audit_mode`).
 
 A test whose proxy needs upstreams gets a proxy of its own, started and stopped around it
 (under a millisecond; a few for a TLS proxy, whose CA is made for it); others share the
-session's. This module imports only pytest and carto_proxy's core: the servers are imported
-when a fixture first needs them, so loading the plugin costs about 4 ms in other test runs.
+session's. This module imports only pytest, carto_proxy's core and the fixtures' settings
+(:mod:`carto_proxy.testing._plugin_support`): the servers are imported when a fixture first
+needs them, so loading the plugin costs about 4 ms in other test runs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from carto_proxy._config import ProxyConfig
+from carto_proxy.testing._plugin_support import MARKER, Servers, Settings
 
 if TYPE_CHECKING:
+    from carto_proxy.testing._block import Blocking
     from carto_proxy.testing._direct import DirectGuard
     from carto_proxy.testing._origin import LocalOrigin
     from carto_proxy.testing._recording_proxy import RecordingProxy
 
 __all__ = [
+    "carto_proxy_ca_files",
     "carto_proxy_clean_environ",
     "carto_proxy_config",
     "carto_proxy_direct_guard",
@@ -72,17 +80,30 @@ __all__ = [
     "carto_proxy_upstreams",
 ]
 
-MARKER = "carto_proxy"
 _MARKER_HELP = (
-    "carto_proxy(no_proxy=None, tls=False, upstreams=None, origin_hosts=(), block_direct=True):"
-    " configure the carto_proxy_* fixtures: NO_PROXY for the configuration, a TLS proxy, where"
-    " the proxy sends names ({'host[:port]': (ip, port)}), names served by carto_proxy_origin,"
-    " and whether names this process resolves itself are refused"
+    "carto_proxy(no_proxy=None, tls=False, upstreams=None, origin_hosts=(), ca_files=(),"
+    " block_direct=True): configure the carto_proxy_* fixtures: NO_PROXY for the"
+    " configuration, a TLS proxy, where the proxy sends names ({'host[:port]': (ip, port)}),"
+    " names served by carto_proxy_origin, more CA files to trust, and whether going direct"
+    " (or beyond loopback) fails at once"
 )
 _GUARD_HINT = (
-    "map it to carto_proxy_origin with @pytest.mark.carto_proxy(origin_hosts=[...]), "
-    "or let it resolve with @pytest.mark.carto_proxy(block_direct=False)"
+    "map the name to carto_proxy_origin with @pytest.mark.carto_proxy(origin_hosts=[...]), "
+    "or let it through with @pytest.mark.carto_proxy(block_direct=False)"
 )
+_BLOCKING: pytest.StashKey[Blocking] = pytest.StashKey()  # the test's guard, for carto_proxy_config
+_AUDIT_HELP = (
+    "fail every test whose code looked up or connected to a host around its proxy "
+    "configuration (the carto_proxy_config in use, else the environment), naming the host "
+    "and the line"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--carto-proxy-audit`` and the ini setting ``carto_proxy_audit``."""
+    group = parser.getgroup("carto_proxy", "carto_proxy's testing kit")
+    group.addoption("--carto-proxy-audit", action="store_true", default=False, help=_AUDIT_HELP)
+    parser.addini("carto_proxy_audit", _AUDIT_HELP, type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,94 +111,60 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER_HELP)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Settings:
-    """What the ``carto_proxy`` markers on a test ask for (closest marker wins, per key)."""
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Under ``--carto-proxy-audit``, fail a test whose code went around the configuration."""
+    if not (item.config.getoption("carto_proxy_audit") or item.config.getini("carto_proxy_audit")):
+        return (yield)
+    from carto_proxy.testing._audit_mode import TestAudit
 
-    no_proxy: str | None = None
-    tls: bool = False
-    upstreams: Mapping[str, tuple[str, int]] | None = None
-    origin_hosts: tuple[str, ...] = ()
-    block_direct: bool = True
-
-    @classmethod
-    def of(cls, node: pytest.Item) -> Settings:
-        """Read the markers of a test, from the closest (function) to the farthest (module).
-
-        Raises:
-            TypeError: a marker has positional or unknown arguments.
-        """
-        given: dict[str, Any] = {}
-        for marker in node.iter_markers(MARKER):
-            unknown = set(marker.kwargs) - set(cls.__dataclass_fields__)
-            if marker.args or unknown:
-                raise TypeError(
-                    f"@pytest.mark.carto_proxy takes keyword arguments "
-                    f"{', '.join(cls.__dataclass_fields__)}; got "
-                    f"{[*marker.args, *sorted(unknown)]!r}"
-                )
-            for key, value in marker.kwargs.items():
-                given.setdefault(key, value)
-        no_proxy = given.get("no_proxy")
-        if no_proxy is not None and not isinstance(no_proxy, str):
-            no_proxy = ",".join(no_proxy)
-        hosts = given.get("origin_hosts", ())
-        return cls(
-            no_proxy=no_proxy,
-            tls=bool(given.get("tls", False)),
-            upstreams=given.get("upstreams"),
-            origin_hosts=(hosts,) if isinstance(hosts, str) else tuple(hosts),
-            block_direct=bool(given.get("block_direct", True)),
-        )
+    with TestAudit(item) as audited:
+        try:
+            result = yield
+        except BaseException:
+            audited.report()
+            raise
+    audited.fail()
+    return result
 
 
-class Servers:
-    """The session's shared servers, each started the first time a test needs it."""
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Say why a client refused a certificate of the kit's servers, when a kit test failed so."""
+    report: pytest.TestReport = yield
+    config = getattr(item, "funcargs", {}).get("carto_proxy_config")
+    if (
+        report.when == "call"
+        and report.failed
+        and isinstance(config, ProxyConfig)
+        and call.excinfo is not None
+        and _refused_a_certificate(call.excinfo.value)
+    ):
+        report.sections.append(("carto_proxy", _CERTIFICATE_NOTE % config.extra_ca_file))
+    return report
 
-    def __init__(self) -> None:
-        self._by_tls: dict[bool, RecordingProxy] = {}
-        self._origin: LocalOrigin | None = None
-        self._dir: str | None = None
 
-    def proxy(self, *, tls: bool) -> RecordingProxy:
-        """Return the shared plain or TLS proxy, cleared and without faults."""
-        proxy = self._by_tls.get(tls)
-        if proxy is None:
-            from carto_proxy.testing._recording_proxy import RecordingProxy
+_CERTIFICATE_NOTE = (
+    "A client refused a certificate (CERTIFICATE_VERIFY_FAILED). The kit's servers are signed "
+    "by test CAs, which this test's configuration trusts through NODE_EXTRA_CA_CERTS (%s), as "
+    "CARTO's does for a TLS or TLS-inspecting proxy. A client that verifies with its own roots "
+    "(a plain httpx.Client(), requests, urllib) refuses them, as it would refuse the "
+    "customer's proxy CA. Give it carto_proxy's trust: a carto_proxy adapter, or "
+    "verify=config.ssl_context() (config.ca_bundle_path() where a file is needed)."
+)
 
-            proxy = self._by_tls[tls] = RecordingProxy(tls=tls).start()
-        proxy.clear()
-        proxy.clear_faults()
-        return proxy
 
-    def origin(self) -> LocalOrigin:
-        """Return the shared origin, cleared."""
-        if self._origin is None:
-            from carto_proxy.testing._origin import LocalOrigin
-
-            self._origin = LocalOrigin().start()
-        self._origin.clear()
-        return self._origin
-
-    def ca_bundle(self, pems: Iterable[bytes]) -> str:
-        """Return a PEM file holding ``pems``, written once per content for the session."""
-        data = b"".join(pem.rstrip(b"\n") + b"\n" for pem in pems)
-        if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="carto-proxy-pytest-")
-        path = os.path.join(self._dir, hashlib.sha256(data).hexdigest()[:16] + ".pem")
-        if not os.path.exists(path):
-            with open(path, "wb") as file:
-                file.write(data)
-        return path
-
-    def stop(self) -> None:
-        """Stop every server and remove the CA files."""
-        for proxy in self._by_tls.values():
-            proxy.stop()
-        if self._origin is not None:
-            self._origin.stop()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+def _refused_a_certificate(error: BaseException | None) -> bool:
+    """Whether *error*, or an error it was raised from or while handling, refused a certificate."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if "CERTIFICATE_VERIFY_FAILED" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 @pytest.fixture(scope="session")
@@ -188,8 +175,14 @@ def carto_proxy_servers() -> Iterator[Servers]:
     servers.stop()
 
 
+# Every function-scoped fixture asks for carto_proxy_direct_guard, so that a test using any of
+# them, even through request.getfixturevalue(), is guarded from its start.
+
+
 @pytest.fixture
-def carto_proxy_upstreams(request: pytest.FixtureRequest) -> dict[str, tuple[str, int]]:
+def carto_proxy_upstreams(
+    request: pytest.FixtureRequest, carto_proxy_direct_guard: DirectGuard
+) -> dict[str, tuple[str, int]]:
     """Return where the proxy sends names: the marker's ``upstreams`` and ``origin_hosts``."""
     settings = Settings.of(request.node)
     upstreams = dict(settings.upstreams or {})
@@ -200,7 +193,9 @@ def carto_proxy_upstreams(request: pytest.FixtureRequest) -> dict[str, tuple[str
 
 
 @pytest.fixture
-def carto_proxy_origin(carto_proxy_servers: Servers) -> LocalOrigin:
+def carto_proxy_origin(
+    carto_proxy_servers: Servers, carto_proxy_direct_guard: DirectGuard
+) -> LocalOrigin:
     """Return the session's :class:`LocalOrigin`, with no request recorded yet."""
     return carto_proxy_servers.origin()
 
@@ -220,7 +215,9 @@ def _proxy(request: pytest.FixtureRequest, *, tls: bool) -> Iterator[RecordingPr
 
 
 @pytest.fixture
-def carto_proxy_recording_proxy(request: pytest.FixtureRequest) -> Iterator[RecordingProxy]:
+def carto_proxy_recording_proxy(
+    request: pytest.FixtureRequest, carto_proxy_direct_guard: DirectGuard
+) -> Iterator[RecordingProxy]:
     """Yield the running proxy this test's configuration uses: plain, or TLS if the marker says.
 
     It is the default proxy of ``assert_tunnelled`` and the other helpers.
@@ -232,7 +229,9 @@ def carto_proxy_recording_proxy(request: pytest.FixtureRequest) -> Iterator[Reco
 
 
 @pytest.fixture
-def carto_proxy_tls_proxy(request: pytest.FixtureRequest) -> Iterator[RecordingProxy]:
+def carto_proxy_tls_proxy(
+    request: pytest.FixtureRequest, carto_proxy_direct_guard: DirectGuard
+) -> Iterator[RecordingProxy]:
     """Yield a running TLS proxy (``https://localhost:PORT``); its CA is ``ca_file``.
 
     Raises:
@@ -247,41 +246,77 @@ def carto_proxy_tls_proxy(request: pytest.FixtureRequest) -> Iterator[RecordingP
         yield proxy
 
 
+@pytest.fixture(autouse=True)
+def _carto_proxy_guard(request: pytest.FixtureRequest) -> None:
+    """Guard a test that has the marker, or the session's servers, but asks for no fixture."""
+    if request.node.get_closest_marker(MARKER) or "carto_proxy_servers" in request.fixturenames:
+        request.getfixturevalue("carto_proxy_direct_guard")
+
+
 @pytest.fixture
-def carto_proxy_direct_guard(request: pytest.FixtureRequest) -> Iterator[DirectGuard]:
-    """Yield an active :class:`DirectGuard`: names the process resolves itself go direct.
+def carto_proxy_direct_guard(
+    request: pytest.FixtureRequest, carto_proxy_servers: Servers
+) -> Iterator[DirectGuard]:
+    """Yield the active guard: going around the proxy fails at once; nothing leaves loopback.
 
-    ``origin_hosts`` resolve to ``carto_proxy_origin`` (any port); other names are refused
-    unless the marker says ``block_direct=False``.
+    It judges by ``carto_proxy_config`` once the test has it, else by the environment as
+    :func:`~carto_proxy.testing.proxy_environ` sets it (:func:`~carto_proxy.testing.block_direct`).
+    ``origin_hosts`` resolve to ``carto_proxy_origin`` (any port). With the marker's
+    ``block_direct=False``, names are only recorded, and resolved for real.
     """
-    from carto_proxy.testing._assertions import using
-    from carto_proxy.testing._direct import DirectGuard
-
     settings = Settings.of(request.node)
     hosts: dict[str, str | tuple[str, int]] = {}
     if settings.origin_hosts:
-        origin: LocalOrigin = request.getfixturevalue("carto_proxy_origin")
-        hosts = dict.fromkeys(settings.origin_hosts, origin.address)
-    with (
-        DirectGuard(hosts, block=settings.block_direct, hint=_GUARD_HINT) as guard,
-        using(guard=guard),
-    ):
-        yield guard
+        hosts = dict.fromkeys(settings.origin_hosts, carto_proxy_servers.origin().address)
+    if not settings.block_direct:
+        from carto_proxy.testing._assertions import using
+        from carto_proxy.testing._direct import DirectGuard
+
+        with DirectGuard(hosts, block=False) as guard, using(guard=guard):
+            yield guard
+        return
+    from carto_proxy.testing._block import Blocking
+
+    # Lenient: a machine's unreadable proxy variables are for the environment fixtures to
+    # replace, or for the code under test to fail on.
+    with Blocking(None, hosts=hosts, hint=_GUARD_HINT, lenient=True) as blocking:
+        request.node.stash[_BLOCKING] = blocking
+        try:
+            yield blocking.guard
+        finally:
+            del request.node.stash[_BLOCKING]
+
+
+@pytest.fixture
+def carto_proxy_ca_files(
+    request: pytest.FixtureRequest, carto_proxy_direct_guard: DirectGuard
+) -> list[str]:
+    """Return the CA files ``carto_proxy_config`` trusts besides the kit's: the marker's.
+
+    Override it to trust the CAs your own fixtures make (a server in ``carto_proxy_upstreams``).
+    """
+    return list(Settings.of(request.node).ca_files)
 
 
 @pytest.fixture
 def carto_proxy_config(
     request: pytest.FixtureRequest,
     carto_proxy_recording_proxy: RecordingProxy,
-    carto_proxy_direct_guard: DirectGuard,
+    carto_proxy_ca_files: list[str],
     carto_proxy_servers: Servers,
+    carto_proxy_direct_guard: DirectGuard,
 ) -> ProxyConfig:
     """Return a :class:`ProxyConfig` for ``carto_proxy_recording_proxy``, as CARTO writes it.
 
     ``HTTP_PROXY`` and ``HTTPS_PROXY`` (and ``GRPC_PROXY`` for the plain proxy), the marker's
-    ``no_proxy``, and ``NODE_EXTRA_CA_CERTS`` with the CAs in use: the TLS proxy's and, when
-    the test uses ``carto_proxy_origin`` or ``origin_hosts``, the origin's.
+    ``no_proxy``, and ``NODE_EXTRA_CA_CERTS`` with every CA in use at once: the TLS proxy's,
+    the origin's (when the test uses ``carto_proxy_origin`` or ``origin_hosts``) and
+    ``carto_proxy_ca_files``.
+
+    Raises:
+        ConfigError: a CA file is missing or holds no certificate.
     """
+    from carto_proxy._tls import load_ca_file
     from carto_proxy.testing._environ import environ_config
 
     settings = Settings.of(request.node)
@@ -290,8 +325,13 @@ def carto_proxy_config(
     if settings.origin_hosts or "carto_proxy_origin" in request.fixturenames:
         origin: LocalOrigin = request.getfixturevalue("carto_proxy_origin")
         pems.append(origin.ca_pem)
+    pems += [load_ca_file(os.fspath(path)) for path in carto_proxy_ca_files]
     ca_file = carto_proxy_servers.ca_bundle(pems) if pems else None
-    return environ_config(proxy, no_proxy=settings.no_proxy, ca_file=ca_file)
+    config = environ_config(proxy, no_proxy=settings.no_proxy, ca_file=ca_file)
+    blocking = request.node.stash.get(_BLOCKING, None)
+    if blocking is not None:
+        blocking.judge_by(config)  # the code under test may be given it, not read it
+    return config
 
 
 @pytest.fixture
@@ -308,7 +348,7 @@ def carto_proxy_environ(carto_proxy_config: ProxyConfig) -> Iterator[ProxyConfig
 
 
 @pytest.fixture
-def carto_proxy_clean_environ() -> Iterator[None]:
+def carto_proxy_clean_environ(carto_proxy_direct_guard: DirectGuard) -> Iterator[None]:
     """Remove every proxy variable (both cases, ``ALL_PROXY``, ``NODE_*``) for the test."""
     from carto_proxy.testing._environ import proxy_environ
 

@@ -88,8 +88,9 @@ class Fetcher(ABC):
     """One open client of the adapter under test."""
 
     @abstractmethod
-    def __init__(self, config: ProxyConfig, timeout: float) -> None:
-        """Open a client for *config* whose requests time out after *timeout* seconds."""
+    def __init__(self, config: ProxyConfig, timeout: float, **options: Any) -> None:
+        """Open a client for *config* whose requests time out after *timeout* seconds;
+        *options* are adapter arguments (``proxy_handshake_timeout=``)."""
 
     @abstractmethod
     def get(self, url: str) -> Reply:
@@ -114,9 +115,11 @@ class Driver:
     """urllib3 warns (InsecureRequestWarning) when it forwards through an unverified proxy."""
 
     @contextlib.contextmanager
-    def client(self, config: ProxyConfig, *, timeout: float = TIMEOUT) -> Iterator[Fetcher]:
-        """Open a client for *config*; close it on exit."""
-        fetcher = self.fetcher(config, timeout)
+    def client(
+        self, config: ProxyConfig, *, timeout: float = TIMEOUT, **options: Any
+    ) -> Iterator[Fetcher]:
+        """Open a client for *config* (with adapter *options*); close it on exit."""
+        fetcher = self.fetcher(config, timeout, **options)
         try:
             yield fetcher
         finally:

@@ -22,6 +22,7 @@ from tests.adapters.http_cases import (
     make_hostile,
 )
 from tests.adapters.observe_cases import ObservedAdapterCases
+from tests.adapters.trickle_cases import TrickleCases
 
 PLAIN_PROXY = "http://proxy.test:3128"  # CONFIG's HTTPS_PROXY
 TLS_PROXY = "https://tls-proxy.test:3129"
@@ -264,8 +265,8 @@ def test_transport_reports_routes() -> None:
 
 
 class _SyncFetcher(Fetcher):
-    def __init__(self, config: ProxyConfig, timeout: float) -> None:
-        self.client = carto_httpx.client(config, timeout=timeout, follow_redirects=True)
+    def __init__(self, config: ProxyConfig, timeout: float, **options: Any) -> None:
+        self.client = carto_httpx.client(config, timeout=timeout, follow_redirects=True, **options)
 
     def get(self, url: str) -> Reply:
         response = self.client.get(url)
@@ -276,9 +277,11 @@ class _SyncFetcher(Fetcher):
 
 
 class _AsyncFetcher(Fetcher):
-    def __init__(self, config: ProxyConfig, timeout: float) -> None:
+    def __init__(self, config: ProxyConfig, timeout: float, **options: Any) -> None:
         self.loop = asyncio.new_event_loop()
-        self.client = carto_httpx.async_client(config, timeout=timeout, follow_redirects=True)
+        self.client = carto_httpx.async_client(
+            config, timeout=timeout, follow_redirects=True, **options
+        )
 
     def get(self, url: str) -> Reply:
         response = self.loop.run_until_complete(self.client.get(url))
@@ -304,6 +307,12 @@ class AsyncDriver(Driver):
 
 
 class TestHttpxThroughSquid(HTTPAdapterCases):
+    @pytest.fixture(params=[SyncDriver(), AsyncDriver()], ids=["sync", "async"])
+    def driver(self, request: pytest.FixtureRequest) -> Driver:
+        return request.param  # type: ignore[no-any-return]
+
+
+class TestHttpxTrickled(TrickleCases):
     @pytest.fixture(params=[SyncDriver(), AsyncDriver()], ids=["sync", "async"])
     def driver(self, request: pytest.FixtureRequest) -> Driver:
         return request.param  # type: ignore[no-any-return]

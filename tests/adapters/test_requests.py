@@ -22,6 +22,7 @@ from tests.adapters.http_cases import (
     make_hostile,
 )
 from tests.adapters.observe_cases import ObservedAdapterCases
+from tests.adapters.trickle_cases import TrickleCases
 
 TLS_CONFIG = ProxyConfig.from_env(
     environ={"HTTPS_PROXY": "https://tls-proxy.test:3129", "NODE_TLS_REJECT_UNAUTHORIZED": "0"}
@@ -171,8 +172,8 @@ def test_config_none_reads_the_environment(monkeypatch: pytest.MonkeyPatch, sent
 
 
 class _Fetcher(Fetcher):
-    def __init__(self, config: ProxyConfig, timeout: float) -> None:
-        self.session = session(config)
+    def __init__(self, config: ProxyConfig, timeout: float, **options: Any) -> None:
+        self.session = session(config, **options)
         self.timeout = timeout
 
     def get(self, url: str) -> Reply:
@@ -191,6 +192,12 @@ class RequestsDriver(Driver):
 
 
 class TestRequestsThroughSquid(HTTPAdapterCases):
+    @pytest.fixture
+    def driver(self) -> Driver:
+        return RequestsDriver()
+
+
+class TestRequestsTrickled(TrickleCases):
     @pytest.fixture
     def driver(self) -> Driver:
         return RequestsDriver()

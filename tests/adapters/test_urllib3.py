@@ -28,6 +28,7 @@ from tests.adapters.http_cases import (
     make_hostile,
 )
 from tests.adapters.observe_cases import ObservedAdapterCases
+from tests.adapters.trickle_cases import TrickleCases
 
 
 def tls_config(reject: str = "1") -> ProxyConfig:
@@ -200,8 +201,10 @@ def test_config_none_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 class _Fetcher(Fetcher):
-    def __init__(self, config: ProxyConfig, timeout: float) -> None:
-        self.manager = pool_manager(config, timeout=urllib3.Timeout(connect=timeout, read=timeout))
+    def __init__(self, config: ProxyConfig, timeout: float, **options: Any) -> None:
+        self.manager = pool_manager(
+            config, timeout=urllib3.Timeout(connect=timeout, read=timeout), **options
+        )
 
     def get(self, url: str) -> Reply:
         response = self.manager.request("GET", url)
@@ -220,6 +223,12 @@ class Urllib3Driver(Driver):
 
 
 class TestUrllib3ThroughSquid(HTTPAdapterCases):
+    @pytest.fixture
+    def driver(self) -> Driver:
+        return Urllib3Driver()
+
+
+class TestUrllib3Trickled(TrickleCases):
     @pytest.fixture
     def driver(self) -> Driver:
         return Urllib3Driver()

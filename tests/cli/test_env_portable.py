@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from carto_proxy import ProxyConfig
 from carto_proxy.cli import main
 from tests.cli.helpers import HTTP_ENV, HTTPS_ENV, both, run_subprocess
-from tests.diagnostics.test_portable import lists
+from tests.test_portable import lists
 
 PROXY = both(http_proxy="http://my-proxy:3128", https_proxy="http://my-proxy:3128")
 

@@ -100,7 +100,7 @@ def test_the_guard_names_the_host_that_went_direct() -> None:
         with pytest.raises(
             AssertionError,
             match=r"through the proxy http://127\.0\.0\.1:\d+: it went direct \(this process "
-            r"resolved api\.example\.com itself\); the proxy saw: nothing",
+            r"looked api\.example\.com up itself\); the proxy saw: nothing",
         ):
             assert_tunnelled("api.example.com:443")  # the defaults from using()
 

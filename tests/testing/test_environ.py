@@ -175,7 +175,7 @@ def test_recording_proxy_plain_and_tls() -> None:
         assert tls.url.startswith("https://localhost:")
         assert "GRPC_PROXY" not in env  # gRPC cannot use an https:// proxy
         assert env["NODE_EXTRA_CA_CERTS"] == tls.ca_file
-        assert config.extra_ca_pem == tls.ca_pem.decode()
+        assert config.extra_ca_pem == tls.ca_pem
 
 
 def test_stopped_tls_proxy_stands_for_a_proxy_that_is_down() -> None:
@@ -211,3 +211,53 @@ def test_docstring_examples_run() -> None:
     result = doctest.testmod(environ_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# --- CAs compose -------------------------------------------------------------------------------
+
+
+def test_the_proxys_ca_and_the_origins_are_trusted_at_once() -> None:
+    # The "Without pytest" recipe with a TLS proxy: both hops are verified, from the environment.
+    from carto_proxy.adapters import httpx as carto_httpx
+    from carto_proxy.testing import LocalOrigin, assert_tunnelled
+
+    with (
+        LocalOrigin() as origin,
+        RecordingProxy(tls=True, upstreams=origin.upstreams("api.example.test")) as proxy,
+    ):
+        with proxy_environ(proxy, ca_file=origin.ca_file) as config:
+            bundle = os.environ["NODE_EXTRA_CA_CERTS"]
+            assert bundle not in (proxy.ca_file, origin.ca_file)  # a file of both, made for it
+            assert Path(bundle).read_text() == proxy.ca_pem + origin.ca_pem
+            assert config.extra_ca_pem == proxy.ca_pem + origin.ca_pem
+            with carto_httpx.client(timeout=5) as http:
+                assert http.get("https://api.example.test/").status_code == 200
+        assert not Path(bundle).exists()
+        assert_tunnelled("api.example.test:443", proxy=proxy)
+
+
+def test_a_configurations_ca_and_several_files_are_bundled(tmp_path: Path) -> None:
+    pems = [trustme.CA().cert_pem.bytes().decode() for _ in range(3)]
+    files = [tmp_path / f"ca{index}.pem" for index in range(3)]
+    for file, pem in zip(files, pems, strict=True):
+        file.write_text(pem)
+    source = ProxyConfig.from_env(
+        environ={"HTTPS_PROXY": "http://p:3128", "NODE_EXTRA_CA_CERTS": str(files[0])}
+    )
+    env: dict[str, str] = {}
+    with proxy_environ(source, ca_file=[files[1], str(files[2]), files[1]], environ=env) as config:
+        assert Path(env["NODE_EXTRA_CA_CERTS"]).read_text() == "".join(pems)  # once each
+        assert config.extra_ca_pem == "".join(pems)
+
+
+def test_a_ca_file_that_is_not_a_ca_is_named_and_nothing_is_set(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    env = {"HTTPS_PROXY": "http://before:1"}
+    with (
+        RecordingProxy(tls=True) as proxy,
+        pytest.raises(ConfigError, match=r"junk\.pem"),
+        proxy_environ(proxy, ca_file=junk, environ=env),
+    ):
+        pass
+    assert env == {"HTTPS_PROXY": "http://before:1"}

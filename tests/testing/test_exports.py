@@ -17,6 +17,7 @@ CONTRACT = {
     "record_routes",
     "assert_tunnelled",
     "assert_not_proxied",
+    "block_direct",
 }
 
 
@@ -44,4 +45,8 @@ def test_names_are_imported_on_first_use() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == ["carto_proxy.testing._environ"]
+    # proxy_environ writes its CA bundles with ca_bundle, and imports no server.
+    assert json.loads(out.stdout) == [
+        "carto_proxy.testing._ca_files",
+        "carto_proxy.testing._environ",
+    ]

@@ -27,7 +27,7 @@ def origin() -> Iterator[GrpcOrigin]:
 
 
 def tls_channel(origin: GrpcOrigin, name: str = "localhost") -> grpc.Channel:
-    credentials = grpc.ssl_channel_credentials(root_certificates=origin.ca_pem)
+    credentials = grpc.ssl_channel_credentials(root_certificates=origin.ca_pem.encode())
     options = [("grpc.ssl_target_name_override", name)]
     return grpc.secure_channel(f"127.0.0.1:{origin.tls_port}", credentials, options=options)
 
@@ -76,7 +76,7 @@ def test_typed_handlers_and_a_shared_ca() -> None:
         "carto_proxy.test.Typed", {"Reverse": grpc.unary_unary_rpc_method_handler(reverse)}
     )
     with GrpcOrigin(ca=ca, handlers=[handler]) as origin:
-        assert origin.ca_pem == ca.cert_pem.bytes()
+        assert origin.ca_pem == ca.cert_pem.bytes().decode()
         with tls_channel(origin) as channel:
             method = channel.unary_unary("/carto_proxy.test.Typed/Reverse")
             assert method(b"abc", timeout=5) == b"cba"
@@ -92,7 +92,7 @@ def test_reached_through_a_recording_proxy_by_the_grpc_adapter(
     adapter = pytest.importorskip("carto_proxy.adapters.grpc")
     origin.clear()
     ca_file = tmp_path / "ca.pem"
-    ca_file.write_bytes(origin.ca_pem)
+    ca_file.write_text(origin.ca_pem)
     upstreams = {"api.example.com": (origin.host, origin.tls_port)}
     with RecordingProxy(upstreams=upstreams) as proxy:
         config = ProxyConfig.from_env(

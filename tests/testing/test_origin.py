@@ -27,7 +27,7 @@ def origin() -> Iterator[LocalOrigin]:
 @pytest.fixture
 def trusting(origin: LocalOrigin) -> ssl.SSLContext:
     origin.clear()
-    return ssl.create_default_context(cadata=origin.ca_pem.decode())
+    return ssl.create_default_context(cadata=origin.ca_pem)
 
 
 def get(sock: socket.socket, host: str, path: str = "/") -> dict[str, object]:
@@ -209,7 +209,7 @@ def test_a_given_ca_signs_the_certificates_and_refusals_are_recorded() -> None:
     ca = trustme.CA()
     context = ssl.create_default_context(cadata=ca.cert_pem.bytes().decode())
     with LocalOrigin(ca=ca) as origin:
-        assert origin.ca_pem == ca.cert_pem.bytes()
+        assert origin.ca_pem == ca.cert_pem.bytes().decode()
         with urllib3.PoolManager(ssl_context=context) as pool:
             answer = pool.request("GET", f"https://127.0.0.1:{origin.port}/", retries=False)
         assert answer.status == 200

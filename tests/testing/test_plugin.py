@@ -1,8 +1,6 @@
 """The pytest plugin, run the way users run it: test files in a fresh pytest session (pytester).
 
-The connectors in these user files are built on urllib3 and carto_proxy's core only, so the
-plugin is tested apart from any adapter; ``examples/connector`` shows the same with the httpx
-adapter (tests/testing/test_example_connector.py).
+Its failure messages: test_plugin_failures.py; ``--carto-proxy-audit``: test_plugin_audit.py.
 """
 
 from __future__ import annotations
@@ -14,57 +12,14 @@ import sys
 
 import pytest
 
+from tests.testing.user_project import make_user
+
 pytest_plugins = ["pytester"]
-
-# A connector that follows carto_proxy's decision, and one that ignores the proxy entirely.
-CONNECTOR = '''
-import urllib3
-
-from carto_proxy import Action, ProxyConfig
-
-
-def fetch(url, config=None):
-    """GET url the way CARTO's rules say: through the proxy or direct."""
-    config = ProxyConfig.from_env() if config is None else config
-    route = config.route(url)
-    tls = {"ssl_context": config.ssl_context()}
-    if route.action is Action.PROXY:
-        if route.proxy.is_tls:
-            tls["proxy_ssl_context"] = config.proxy_ssl_context()
-        pool = urllib3.ProxyManager(str(route.proxy), **tls)
-    else:
-        pool = urllib3.PoolManager(**tls)
-    with pool:
-        return pool.request("GET", url, timeout=5, retries=False)
-
-
-def fetch_ignoring_the_proxy(url, config=None):
-    """GET url straight to the host: the bug the kit must catch."""
-    config = ProxyConfig.from_env() if config is None else config
-    with urllib3.PoolManager(ssl_context=config.ssl_context()) as pool:
-        return pool.request("GET", url, timeout=5, retries=False)
-'''
-
-# Hypothesis' plugin imports hypothesis at the end of every session, and pytester's in-process
-# runs roll sys.modules back afterwards: two seconds a run for nothing these tests need.
-STRICT_INI = """
-[pytest]
-addopts = --strict-markers -p no:cacheprovider -p no:hypothesispytest
-filterwarnings = error
-timeout = 60
-"""
 
 
 @pytest.fixture
 def user(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A user's project: strict pytest settings and the connector module."""
-    pytester.makeini(STRICT_INI)
-    pytester.makepyfile(connector=CONNECTOR)
-    return pytester
-
-
-def outcome(result: pytest.RunResult) -> dict[str, int]:
-    return result.parseoutcomes()
+    return make_user(pytester)
 
 
 def test_a_users_tests_with_every_fixture_pass(user: pytest.Pytester) -> None:
@@ -115,108 +70,6 @@ def test_a_users_tests_with_every_fixture_pass(user: pytest.Pytester) -> None:
     )
     result = user.runpytest("-v")
     result.assert_outcomes(passed=5)
-
-
-def test_a_connector_that_ignores_the_proxy_fails_naming_the_host(user: pytest.Pytester) -> None:
-    user.makepyfile(
-        test_user="""
-        import pytest
-
-        from carto_proxy.testing import assert_tunnelled
-        from connector import fetch, fetch_ignoring_the_proxy
-
-        @pytest.mark.carto_proxy(origin_hosts=["api.example.com"])
-        def test_goes_through_the_proxy(carto_proxy_environ):
-            fetch("https://api.example.com/first")  # this one is tunnelled
-            fetch_ignoring_the_proxy("https://api.example.com/v1/items")
-            fetch_ignoring_the_proxy("https://files.example.com/report.csv")
-            assert_tunnelled("files.example.com:443")
-        """
-    )
-    result = user.runpytest()
-    result.assert_outcomes(failed=1)
-    # The direct request to files.example.com was refused by the guard, naming the host.
-    result.stdout.fnmatch_lines(
-        ["*carto_proxy: files.example.com went direct: this process resolved it itself*"]
-    )
-
-
-def test_assert_tunnelled_lists_what_the_proxy_saw(user: pytest.Pytester) -> None:
-    user.makepyfile(
-        test_user="""
-        import pytest
-
-        from carto_proxy.testing import assert_tunnelled
-        from connector import fetch, fetch_ignoring_the_proxy
-
-        @pytest.mark.carto_proxy(origin_hosts=["api.example.com", "auth.example.com"])
-        def test_goes_through_the_proxy(carto_proxy_environ):
-            fetch("https://auth.example.com/token")
-            assert fetch_ignoring_the_proxy("https://api.example.com/v1").status == 200
-            assert_tunnelled("api.example.com:443")
-        """
-    )
-    result = user.runpytest()
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*AssertionError: api.example.com:443 was not tunnelled through the proxy "
-            "http://127.0.0.1:*: it went direct (this process resolved api.example.com itself);"
-            " the proxy saw: [[]CONNECT auth.example.com:443 → 200[]]"
-        ]
-    )
-
-
-def test_assert_not_proxied_says_how_the_host_was_proxied(user: pytest.Pytester) -> None:
-    user.makepyfile(
-        test_user="""
-        import pytest
-
-        from carto_proxy.testing import assert_not_proxied
-        from connector import fetch
-
-        # The test expects db.internal to go direct, but NO_PROXY was left out.
-        @pytest.mark.carto_proxy(origin_hosts=["db.internal"])
-        def test_database_goes_direct(carto_proxy_environ):
-            fetch("https://db.internal:5432/health")
-            assert_not_proxied("db.internal")
-        """
-    )
-    result = user.runpytest()
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*AssertionError: db.internal went through the proxy (CONNECT db.internal:5432 → "
-            "200), but it should have gone direct"
-        ]
-    )
-
-
-def test_unmapped_host_reached_the_proxy_but_was_refused(user: pytest.Pytester) -> None:
-    user.makepyfile(
-        test_user="""
-        import pytest
-        import urllib3
-
-        from carto_proxy.testing import assert_tunnelled
-        from connector import fetch
-
-        def test_forgot_origin_hosts(carto_proxy_environ):
-            with pytest.raises(urllib3.exceptions.ProxyError):
-                fetch("https://api.example.com/")
-            assert_tunnelled("api.example.com:443", status=403)  # the refusal, as expected
-            assert_tunnelled("api.example.com:443")
-        """
-    )
-    result = user.runpytest()
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*AssertionError: api.example.com:443 reached the proxy http://127.0.0.1:*, but not "
-            "with status 200: CONNECT api.example.com:443 → 403 (*not a loopback address or "
-            "mapped upstream*); map the name to a local server with upstreams=*"
-        ]
-    )
 
 
 def test_session_proxy_is_shared_but_each_test_starts_clean(user: pytest.Pytester) -> None:
@@ -288,8 +141,8 @@ def test_config_trusts_the_cas_in_use(user: pytest.Pytester) -> None:
         @pytest.mark.carto_proxy(tls=True, no_proxy=["localhost", ".internal"])
         def test_tls(carto_proxy_config, carto_proxy_recording_proxy, carto_proxy_origin):
             pem = carto_proxy_config.extra_ca_pem
-            assert carto_proxy_recording_proxy.ca_pem.decode().strip() in pem
-            assert carto_proxy_origin.ca_pem.decode().strip() in pem
+            assert carto_proxy_recording_proxy.ca_pem.strip() in pem
+            assert carto_proxy_origin.ca_pem.strip() in pem
             assert str(carto_proxy_config.no_proxy) == "localhost,.internal"
             assert carto_proxy_config.grpc_proxy is None  # CARTO: no GRPC_PROXY for https://
 
@@ -299,6 +152,72 @@ def test_config_trusts_the_cas_in_use(user: pytest.Pytester) -> None:
         """
     )
     user.runpytest().assert_outcomes(passed=2)
+
+
+def test_config_trusts_the_cas_the_test_adds(user: pytest.Pytester) -> None:
+    # A server of the user's own, with a CA of its own, behind the kit's TLS proxy.
+    user.makeconftest(
+        """
+        import pytest
+
+        from carto_proxy.testing import LocalOrigin
+
+        @pytest.fixture(scope="session")
+        def my_api():
+            with LocalOrigin() as server:  # its own CA, not the kit's origin's
+                yield server
+
+        @pytest.fixture
+        def carto_proxy_upstreams(my_api):
+            return my_api.upstreams("api.example.com")
+
+        @pytest.fixture
+        def carto_proxy_ca_files(my_api):
+            return [my_api.ca_file]
+        """
+    )
+    user.makepyfile(
+        test_user="""
+        import pytest
+
+        from carto_proxy.testing import assert_tunnelled
+        from connector import fetch
+
+        @pytest.mark.carto_proxy(tls=True)
+        def test_both_hops_verified(carto_proxy_config, carto_proxy_tls_proxy, my_api):
+            pem = carto_proxy_config.extra_ca_pem
+            assert carto_proxy_tls_proxy.ca_pem in pem and my_api.ca_pem in pem
+            assert fetch("https://api.example.com/", carto_proxy_config).status == 200
+            assert_tunnelled("api.example.com:443")
+
+        """
+    )
+    user.runpytest().assert_outcomes(passed=1)
+
+
+def test_the_markers_ca_files_are_trusted_and_checked(user: pytest.Pytester) -> None:
+    user.makepyfile(
+        test_user="""
+        from pathlib import Path
+
+        import pytest
+        import trustme
+
+        trustme.CA().cert_pem.write_to_path("mine.pem")
+
+        @pytest.mark.carto_proxy(ca_files=["mine.pem"])
+        def test_trusted(carto_proxy_config, carto_proxy_ca_files):
+            assert carto_proxy_ca_files == ["mine.pem"]
+            assert Path("mine.pem").read_text() in carto_proxy_config.extra_ca_pem
+
+        @pytest.mark.carto_proxy(ca_files="missing.pem")
+        def test_a_missing_one_is_named(carto_proxy_config):
+            pass
+        """
+    )
+    result = user.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["E   *ConfigError: NODE_EXTRA_CA_CERTS*missing.pem*"])
 
 
 def test_markers_merge_closest_first(user: pytest.Pytester) -> None:
@@ -416,4 +335,8 @@ def test_loading_the_plugin_imports_only_pytest_and_the_core() -> None:
     assert "carto_proxy.testing.plugin" in loaded
     assert not [name for name in loaded if name.startswith(("trustme", "httpx", "urllib3"))]
     testing = [name for name in loaded if name.startswith("carto_proxy.testing")]
-    assert testing == ["carto_proxy.testing", "carto_proxy.testing.plugin"]
+    assert testing == [
+        "carto_proxy.testing",
+        "carto_proxy.testing._plugin_support",
+        "carto_proxy.testing.plugin",
+    ]

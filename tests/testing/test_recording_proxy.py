@@ -147,7 +147,7 @@ def test_tls_proxy_is_verified_with_its_ca_file(
 ) -> None:
     with RecordingProxy(tls=True, timeout=TIMEOUT) as proxy:
         assert proxy.url == f"https://localhost:{proxy.port}"
-        assert Path(proxy.ca_file).read_bytes() == proxy.ca_pem
+        assert Path(proxy.ca_file).read_text() == proxy.ca_pem
         proxy_context = ssl.create_default_context(cafile=proxy.ca_file)
         origin_context = ssl.create_default_context()
         origin_ca.configure_trust(origin_context)

@@ -49,8 +49,6 @@ def run(args: argparse.Namespace, source: Source) -> int:
     # What only this command needs, the testing kit included: nothing of it loads for --help.
     import contextlib
     import os
-    import tempfile
-    from pathlib import Path
     from unittest import mock
 
     from carto_proxy.cli._demo import _report, _requests, _scenarios, _standins
@@ -61,7 +59,6 @@ def run(args: argparse.Namespace, source: Source) -> int:
     adapters, skipped = _requests.load_adapters()
     results = []
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="carto-demo-")))
         stack.enter_context(proxy_environ(None))  # the process's own proxy settings set aside
         # Snowflake's drivers probe 169.254.169.254 and metadata.google.internal at login.
         stack.enter_context(
@@ -87,14 +84,13 @@ def run(args: argparse.Namespace, source: Source) -> int:
         names = dict.fromkeys(_requests.HTTP_NAMES, http.address)
         names[_requests.UNTRUSTED] = untrusted.address
         guard = stack.enter_context(_standins.loopback_names(names))
-        for index, settings in enumerate(scenarios):
+        for settings in scenarios:
             scenario = _scenarios.run_scenario(
                 settings,
                 ca_pem=ca_pem,
                 servers=servers,
                 adapters=adapters,
                 guard=guard,
-                bundle=workdir / f"demo-ca-{index}.pem",
             )
             results.append(scenario)
     ok = _scenarios.all_as_expected(results)

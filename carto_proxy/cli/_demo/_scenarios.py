@@ -39,7 +39,7 @@ from carto_proxy.cli._demo._requests import (
 )
 from carto_proxy.cli._shared import Source
 from carto_proxy.exceptions import ConfigError
-from carto_proxy.testing import DirectGuard, ProxyRecord, RecordingProxy
+from carto_proxy.testing import DirectGuard, ProxyRecord, RecordingProxy, ca_bundle
 
 __all__ = [
     "Outcome",
@@ -158,11 +158,10 @@ def example(name: str) -> tuple[str, str]:
 def run_scenario(
     settings: Settings,
     *,
-    ca_pem: bytes,
+    ca_pem: str,
     servers: Servers,
     adapters: Mapping[str, Any],
     guard: DirectGuard,
-    bundle: Path,
 ) -> Scenario:
     """Check *settings*, then run every request of an installed adapter under them.
 
@@ -172,7 +171,6 @@ def run_scenario(
         servers: the stand-ins.
         adapters: the adapter modules installed, by name.
         guard: the resolver patch that tells a direct connection.
-        bundle: where to write the CA bundle the scenario trusts.
     """
     scenario = Scenario(source=settings.name)
     scenario.diagnostics, scenario.findings = gather_sources(settings.sources, ca="defer")
@@ -195,8 +193,8 @@ def run_scenario(
         # As written, NODE_TLS_REJECT_UNAUTHORIZED=0 leaves the proxy unverified: its CA is
         # left out, so that the requests through it show what that means.
         trusted = [p.ca_pem for p in proxies.values() if p.tls and written.verify_proxy]
-        bundle.write_bytes(ca_pem + b"".join(trusted))
-        pointed = _point_at_demo(scenario, settings.environ, proxies, str(bundle))
+        bundle = stack.enter_context(ca_bundle(ca_pem, *trusted))
+        pointed = _point_at_demo(scenario, settings.environ, proxies, bundle)
         scenario.tls = _tls_note(proxies, verify_proxy=written.verify_proxy)
         config = ProxyConfig.from_env(environ=pointed)
         for request in REQUESTS:
@@ -258,7 +256,7 @@ def _point_at_demo(
     verified = environ.get("NODE_TLS_REJECT_UNAUTHORIZED", "").strip() != "0"
     why = "the stand-ins' CA"
     if tls:
-        why += " and the TLS proxy's CA" if verified else ", not the TLS proxy's (see TLS below)"
+        why += " and the TLS proxy's CA" if verified else ", not the TLS proxy's: see TLS below"
     scenario.rewrites.append(
         Rewrite(
             variables=("NODE_EXTRA_CA_CERTS",),

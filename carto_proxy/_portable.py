@@ -1,8 +1,8 @@
 """``carto-proxy env --portable``: rewrite NO_PROXY so that every tool reads it alike.
 
-Built on the portability table (:func:`._portability_entries.entry_rules`), the same rows the
-lint reports: each entry some tool reads unlike carto_proxy is replaced by the rule's
-:attr:`~._portability_entries.EntryRule.rewrite`, again until no rule with a rewrite applies
+Built on the portability table (:func:`carto_proxy._diagnostics.entry_rules`), the same rows
+the lint reports: each entry some tool reads unlike carto_proxy is replaced by the rule's
+:attr:`~carto_proxy._diagnostics.EntryRule.rewrite`, again until no rule with a rewrite applies
 (``*.corp.example`` → ``corp.example``, ``.corp.example``; ``[::1]`` → ``::1``). Every rewrite
 keeps carto_proxy's own decision for every target. Entries carto_proxy ignores are dropped
 (other tools may still match something with them). What is left is what no spelling makes
@@ -15,14 +15,10 @@ import dataclasses
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from carto_proxy import _env
-from carto_proxy._config import ProxyConfig, build
-from carto_proxy._no_proxy import NoProxy
-
-from ._diagnostic import Diagnostic
-from ._portability import exclusion_lists, lint
-from ._portability_entries import EntryRule, entry_rules
-from ._tools import tool_names
+from . import _env
+from ._config import ProxyConfig, build
+from ._diagnostics import Diagnostic, EntryRule, entry_rules, exclusion_lists, lint, tool_names
+from ._no_proxy import NoProxy
 
 __all__ = ["Portable", "Rewrite", "portable"]
 

@@ -1,26 +1,16 @@
-"""check(): every finding about a configuration, each with a stable code.
-
-The findings themselves live by subject: ``_proxies`` (CP1xx), ``_exclusions`` (CP2xx),
-``_metadata`` (CP205), ``_trust`` (CP3xx); their codes and severities are in
-:mod:`carto_proxy._codes`.
-"""
+"""check(): read a source (or take a built configuration) and return every finding about it."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-from carto_proxy import _env, _helm
-from carto_proxy._config import CALoading, ProxyConfig, build
-from carto_proxy.exceptions import ConfigError
+from . import _env, _helm
+from ._config import CALoading, ProxyConfig, build
+from ._diagnostics import Diagnostic, diagnose, from_error
+from .exceptions import ConfigError
 
-from ._diagnostic import Diagnostic, from_error, sort_findings
-from ._exclusions import exclusion_findings
-from ._metadata import metadata_findings
-from ._proxies import losing_case_findings, proxy_findings, variable_findings
-from ._trust import trust_findings
-
-__all__ = ["check", "diagnose"]
+__all__ = ["check"]
 
 
 def check(
@@ -43,7 +33,7 @@ def check(
     is not read, because it is checked on the machine that has it (one ``CP307`` info).
 
     >>> [d.code for d in check(environ={"HTTPS_PROXY": "http://user:pw@proxy:3128"})]
-    ['CP106', 'CP101', 'CP102']
+    ['CP106', 'CP102']
     """
     if config is not None:
         return diagnose(config, ca=ca)
@@ -60,22 +50,3 @@ def check(
         return [from_error(error)]
     errors: list[ConfigError] = []
     return diagnose(build(sources, errors, ca=ca), errors, ca=ca)
-
-
-def diagnose(
-    config: ProxyConfig, errors: Iterable[ConfigError] = (), *, ca: CALoading = "load"
-) -> list[Diagnostic]:
-    """The findings about a built *config*, and about the *errors* building it collected.
-
-    *ca* is as for :func:`check`.
-    """
-    errors = list(errors)
-    found = [from_error(error) for error in errors]
-    if config.sources is not None:
-        found += variable_findings(config.sources)
-        found += losing_case_findings(config.sources)
-    found += proxy_findings(config, errors)
-    found += exclusion_findings(config)
-    found += metadata_findings(config)
-    found += trust_findings(config, ca=ca)
-    return sort_findings(found)
