@@ -26,8 +26,9 @@ from ._tools import ALL_TOOLS
 
 if TYPE_CHECKING:
     from carto_proxy._config import ProxyConfig
+    from carto_proxy._no_proxy import NoProxy
 
-__all__ = ["lint"]
+__all__ = ["exclusion_lists", "lint"]
 
 _CLUSTER_PROBE = "carto-proxy-check.svc.cluster.local"
 
@@ -43,20 +44,28 @@ def lint(config: ProxyConfig) -> list[Diagnostic]:
     if sources is not None:
         for name in _env.CASE_PAIRS:
             found += variable_findings(sources.get(name))
-    grpc_has_own = config.no_grpc_proxy is not None
-    for name, no_proxy in (("NO_PROXY", config.no_proxy), ("NO_GRPC_PROXY", config.no_grpc_proxy)):
-        if not no_proxy:
-            continue
-        shown = _shown_name(sources, name)
-        if name == "NO_GRPC_PROXY":
-            readers: tuple[str, ...] = ("grpc",)
-        else:
-            readers = tuple(t for t in ALL_TOOLS if not (grpc_has_own and t == "grpc"))
+    for name, no_proxy, readers in exclusion_lists(config):
         ignored = {item.entry for item in no_proxy.ignored}
-        found += entry_findings(shown, no_proxy.entries, readers, ignored)
+        found += entry_findings(_shown_name(sources, name), no_proxy.entries, readers, ignored)
     if sources is not None and sources.from_helm and config.has_proxy:
         found += _kubernetes(config)
     return sort_findings(found)
+
+
+def exclusion_lists(config: ProxyConfig) -> Iterator[tuple[str, NoProxy, tuple[str, ...]]]:
+    """``(variable, list, the tools that read it)`` for NO_PROXY and NO_GRPC_PROXY, when set.
+
+    Only gRPC reads NO_GRPC_PROXY, and once it is set gRPC no longer reads NO_PROXY.
+    """
+    grpc_has_own = config.no_grpc_proxy is not None
+    if config.no_proxy:
+        yield (
+            "NO_PROXY",
+            config.no_proxy,
+            tuple(t for t in ALL_TOOLS if not (grpc_has_own and t == "grpc")),
+        )
+    if config.no_grpc_proxy:
+        yield "NO_GRPC_PROXY", config.no_grpc_proxy, ("grpc",)
 
 
 def _shown_name(sources: _env.Sources | None, name: str) -> str:

@@ -46,7 +46,7 @@ def register(add: AddCommand) -> None:
         "--strict", action="store_true", help="exit 1 on a violation when the program exits 0"
     )
     parser.add_argument(
-        "command",
+        "program",  # not "command": main() names the carto-proxy command by that
         nargs=argparse.REMAINDER,
         metavar="-- COMMAND [ARGS…]",
         help="the program to run, after --",
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, source: Source) -> int:
     """Run ``audit``; return the exit status."""
     from carto_proxy._audit_run import run_audited  # the engine: not for --help
 
-    command = list(args.command)
+    command = list(args.program)
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:

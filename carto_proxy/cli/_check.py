@@ -10,7 +10,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from carto_proxy._config import build
+from carto_proxy import _env
+from carto_proxy._config import CALoading, build
 from carto_proxy._diagnostics import (
     TOOLS,
     Diagnostic,
@@ -31,7 +32,7 @@ from carto_proxy.cli._shared import (
 )
 from carto_proxy.exceptions import ConfigError
 
-__all__ = ["register", "run"]
+__all__ = ["counts", "finding_json", "gather", "gather_sources", "register", "run"]
 
 
 def register(add: AddCommand) -> None:
@@ -47,16 +48,22 @@ def register(add: AddCommand) -> None:
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 on warnings too, not only on errors"
     )
+    parser.add_argument(
+        "--ca-elsewhere",
+        action="store_true",
+        help="the NODE_EXTRA_CA_CERTS file is checked on another machine (where CARTO runs): "
+        "do not read it here (one info finding, CP307, instead of CP305 when it is missing)",
+    )
 
 
 def run(args: argparse.Namespace, source: Source) -> int:
     """Run ``check``; return the exit status."""
-    origin, diagnostics, findings = _gather(source)
+    origin, diagnostics, findings = gather(source, ca="defer" if args.ca_elsewhere else "load")
     if args.json:
         emit_json(
             {
-                "diagnostics": [_json(d) for d in diagnostics],
-                "portability": [_json(f) for f in findings],
+                "diagnostics": [finding_json(d) for d in diagnostics],
+                "portability": [finding_json(f) for f in findings],
             }
         )
     else:
@@ -64,16 +71,32 @@ def run(args: argparse.Namespace, source: Source) -> int:
     return _status(diagnostics, findings, strict=args.strict)
 
 
-def _gather(source: Source) -> tuple[str, list[Diagnostic], list[Diagnostic]]:
-    """Read the source once; return its name, its diagnostics and its portability findings."""
+def gather(
+    source: Source, *, ca: CALoading = "load"
+) -> tuple[str, list[Diagnostic], list[Diagnostic]]:
+    """Read *source* once; return its name, its diagnostics and its portability findings.
+
+    *ca* is as for :func:`carto_proxy.check`: ``"defer"`` leaves the CA file to the machine
+    that has it.
+
+    Raises:
+        UsageError: the source file cannot be opened at all.
+    """
     try:
         sources = source.read()
     except ConfigError as error:  # the file exists but cannot be read as a whole
         what = source.env_file or source.helm_values or "environment"
         return what, [from_error(error)], []
+    return (sources.origin, *gather_sources(sources, ca=ca))
+
+
+def gather_sources(
+    sources: _env.Sources, *, ca: CALoading = "load"
+) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """The diagnostics and the portability findings of variables already read."""
     errors: list[ConfigError] = []
-    config = build(sources, errors)
-    return sources.origin, diagnose(config, errors), lint(config)
+    config = build(sources, errors, ca=ca)
+    return diagnose(config, errors, ca=ca), lint(config)
 
 
 def _status(
@@ -89,7 +112,8 @@ def _status(
     return EXIT_OK
 
 
-def _json(diagnostic: Diagnostic) -> dict[str, Any]:
+def finding_json(diagnostic: Diagnostic) -> dict[str, Any]:
+    """A finding as the stable JSON object ``check --json`` documents."""
     return {
         "code": diagnostic.code,
         "severity": diagnostic.severity.value,
@@ -136,19 +160,25 @@ def _details(message: str, fix: str, *, tools: str | None = None) -> None:
         emit(line)
 
 
+def counts(diagnostics: Sequence[Diagnostic], findings: Sequence[Diagnostic]) -> str:
+    """How many findings of each severity: the sentence ``check`` ends with."""
+    by_severity = {s: sum(d.severity is s for d in diagnostics) for s in Severity}
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    return (
+        f"{by_severity[Severity.ERROR]} error(s), {by_severity[Severity.WARNING]} warning(s), "
+        f"{by_severity[Severity.INFO]} info; {len(findings)} portability finding(s) "
+        f"({warnings} warning(s))."
+    )
+
+
 def _summary(
     diagnostics: Sequence[Diagnostic], findings: Sequence[Diagnostic], *, strict: bool
 ) -> str:
-    counts = {s: sum(d.severity is s for d in diagnostics) for s in Severity}
-    warnings = sum(f.severity is Severity.WARNING for f in findings)
-    text = (
-        f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
-        f"{counts[Severity.INFO]} info; {len(findings)} portability finding(s) "
-        f"({warnings} warning(s))."
-    )
+    text = counts(diagnostics, findings)
     status = _status(diagnostics, findings, strict=strict)
     if status:
         return f"{text} Exit status 1."
-    if not strict and (counts[Severity.WARNING] or warnings):
+    warned = any(d.severity is Severity.WARNING for d in (*diagnostics, *findings))
+    if not strict and warned:
         return f"{text} Exit status 0 (--strict fails on warnings)."
     return f"{text} Exit status 0."

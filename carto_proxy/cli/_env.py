@@ -12,20 +12,32 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from carto_proxy import _tls
+from carto_proxy import _env, _tls
 from carto_proxy._config import ProxyConfig
+from carto_proxy._diagnostics import tool_names
 from carto_proxy._env import format_dotenv
 from carto_proxy._helm import format_values, helm_values
 from carto_proxy._no_proxy import NoProxy
+from carto_proxy._portable import Portable, portable
 from carto_proxy._proxy_url import parse_proxy
 from carto_proxy._routing import Action, Rule
 from carto_proxy._target import Protocol
 from carto_proxy._warehouses import Warehouse
-from carto_proxy.cli._shared import EXIT_OK, AddCommand, Source, UsageError, emit, emit_json
+from carto_proxy.cli._check import finding_json
+from carto_proxy.cli._shared import (
+    EXIT_OK,
+    AddCommand,
+    Source,
+    UsageError,
+    emit,
+    emit_json,
+    readable_file,
+)
 from carto_proxy.exceptions import ConfigError
 
 __all__ = ["register", "run"]
@@ -68,6 +80,13 @@ def register(add: AddCommand) -> None:
         default="",
         help="warehouses in use, e.g. snowflake,bigquery: adds the exclusions they need",
     )
+    parser.add_argument(
+        "--portable",
+        action="store_true",
+        help="write NO_PROXY so that Go, curl, urllib, requests, httpx, proxy-from-env, undici "
+        "and gRPC all read it as carto_proxy does wherever a spelling can; list what cannot "
+        "be on standard error",
+    )
     parser.add_argument("--format", choices=("env", "helm"), default="env")
 
 
@@ -79,7 +98,7 @@ def run(args: argparse.Namespace, source: Source) -> int:
             raise UsageError("--proxy writes a new configuration; drop --env-file/--helm-values")
         config = _from_proxy(args.proxy)
     else:
-        config = source.config()
+        config = source.config(ca="defer")  # the CA file may exist only where CARTO runs
         if not config.has_proxy:
             raise UsageError("no proxy is configured in the source; give --proxy URL")
     config = _exclude(config, _split(args.no_proxy))
@@ -87,24 +106,67 @@ def run(args: argparse.Namespace, source: Source) -> int:
     config, ca_path = _with_ca(config, args.ca, helm=helm)
     if args.no_verify_proxy:
         config = dataclasses.replace(config, verify_proxy=False)
+    if helm and config.route(f"any.{_CLUSTER_EXCLUSION[1:]}").rule is not Rule.NO_PROXY:
+        config = _exclude(config, [_CLUSTER_EXCLUSION])
+        _note(f"added {_CLUSTER_EXCLUSION}: CARTO's Helm guide says it must be excluded")
+    report = None
+    if args.portable:
+        report = portable(config)
+        config = report.config
+        _portability_notes(report)
     if helm:
-        if config.route(f"any.{_CLUSTER_EXCLUSION[1:]}").rule is not Rule.NO_PROXY:
-            config = _exclude(config, [_CLUSTER_EXCLUSION])
-            _note(f"added {_CLUSTER_EXCLUSION}: CARTO's Helm guide says it must be excluded")
         try:
             values = helm_values(config.to_env(), ca_pem=config.extra_ca_pem)
         except ConfigError as error:
             raise UsageError(f"{error.problem}; {error.fix}") from None
-        emit_json(values) if args.json else emit(format_values(values))
+        _print(values, format_values, "values", report, as_json=args.json)
         return EXIT_OK
     if config.extra_ca_pem and ca_path is None:
         _note(
             "the CA is given inline; .env can only name a file: add --ca PATH (where the PEM "
             "will be) to write NODE_EXTRA_CA_CERTS"
         )
-    variables = config.to_env(ca_path=ca_path)
-    emit_json(variables) if args.json else emit(format_dotenv(variables))
+    _print(config.to_env(ca_path=ca_path), format_dotenv, "variables", report, as_json=args.json)
     return EXIT_OK
+
+
+def _print(
+    written: Any,
+    formatted: Callable[[Any], str],
+    key: str,
+    report: Portable | None,
+    *,
+    as_json: bool,
+) -> None:
+    """The block for people, or JSON: *written* itself, or with ``--portable`` an object that
+    also holds the rewrites and what is not portable."""
+    if not as_json:
+        emit(formatted(written))
+    elif report is None:
+        emit_json(written)
+    else:
+        emit_json(
+            {
+                key: written,
+                "rewrites": [r._asdict() | {"now": list(r.now)} for r in report.rewrites],
+                "not_portable": [finding_json(d) for d in report.not_portable],
+            }
+        )
+
+
+def _portability_notes(report: Portable) -> None:
+    for rewrite in report.rewrites:
+        what, codes = f"{rewrite.variable} entry {rewrite.entry!r}", ", ".join(rewrite.codes)
+        if not rewrite.now:
+            _note(f"--portable dropped {what} ({codes}): {rewrite.why}")
+            continue
+        readers = f"; {tool_names(rewrite.tools)} read it otherwise" if rewrite.tools else ""
+        _note(f"--portable wrote {what} as {','.join(rewrite.now)!r} ({codes}{readers})")
+    for finding in report.not_portable:
+        about = finding.variable or ""
+        if finding.entry is not None:
+            about += f" entry {finding.entry!r}"
+        emit(f"not portable: {about} ({finding.code}): {finding.message}", stream=sys.stderr)
 
 
 def _note(text: str) -> None:
@@ -178,15 +240,32 @@ def _for_warehouses(config: ProxyConfig, warehouses: Sequence[Warehouse]) -> Pro
 def _with_ca(
     config: ProxyConfig, path: str | None, *, helm: bool
 ) -> tuple[ProxyConfig, str | None]:
+    """The configuration with its CA read where it can be, and the path ``.env`` names.
+
+    ``--ca`` wins over the source's ``NODE_EXTRA_CA_CERTS``. A file that is not on this
+    machine is named as it is (CARTO reads it where it runs), but Helm values need its PEM.
+    """
     if path is None:
-        return config, config.extra_ca_file
-    if not Path(path).is_file():
-        if helm:
-            raise UsageError(f"--ca {path}: no such file (Helm values carry the PEM itself)")
-        _note(f"--ca {path} does not exist here: make sure CARTO finds the PEM at that path")
-        return dataclasses.replace(config, extra_ca_file=None, extra_ca_pem=None), path
+        path = config.extra_ca_file
+        if path is None or config.extra_ca_pem is not None:
+            return config, path
+        if os.path.isfile(path):  # a refused file is the source's error: ConfigError, exit 1
+            return dataclasses.replace(config, extra_ca_pem=config.extra_ca_certs()), path
+        return _ca_elsewhere(config, _env.EXTRA_CA, path, helm=helm), path
+    if not readable_file("--ca", path, missing_ok=True):
+        return _ca_elsewhere(config, "--ca", path, helm=helm), path
     try:
         pem = _tls.load_ca_file(path, variable="--ca")
     except ConfigError as error:
         raise UsageError(str(error)) from None
     return dataclasses.replace(config, extra_ca_file=path, extra_ca_pem=pem), path
+
+
+def _ca_elsewhere(config: ProxyConfig, option: str, path: str, *, helm: bool) -> ProxyConfig:
+    if helm:
+        raise UsageError(
+            f"{option} {path}: no such file here, and Helm values carry the PEM itself: run "
+            "this where the file is, or give --ca FILE"
+        )
+    _note(f"{option} {path} does not exist here: make sure CARTO finds the PEM at that path")
+    return dataclasses.replace(config, extra_ca_file=None, extra_ca_pem=None)

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, source: Source) -> int:
     if failed:
         return EXIT_USAGE
     if args.json:
-        emit_json([route_json(route) for _, route in routes])
+        emit_json([route_json(route, given=given) for given, route in routes])
         return EXIT_OK
     rows = [
         (

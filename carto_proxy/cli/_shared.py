@@ -7,19 +7,22 @@ command can print a secret even by quoting a value the core did not redact.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
 import os
 import re
 import shutil
+import stat
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from carto_proxy import _env, _helm
-from carto_proxy._config import ProxyConfig, build
+from carto_proxy._config import CALoading, ProxyConfig, build
+from carto_proxy._proxy_url import redact
 from carto_proxy._routing import Route
 from carto_proxy.exceptions import ConfigError, MissingExtraError
 
@@ -34,9 +37,11 @@ __all__ = [
     "Source",
     "UsageError",
     "add_egress_list_option",
+    "bounded",
     "chosen_egress_lists",
     "emit",
     "emit_json",
+    "readable_file",
     "route_json",
     "scrub",
     "table",
@@ -79,9 +84,8 @@ class Source:
             ConfigError: the file exists but holds values that cannot be read.
         """
         path = self.env_file or self.helm_values
-        if path is not None and not Path(path).is_file():
-            option = "--env-file" if self.env_file is not None else "--helm-values"
-            raise UsageError(f"{option} {path}: no such file")
+        if path is not None:
+            readable_file("--env-file" if self.env_file is not None else "--helm-values", path)
         try:
             if self.env_file is not None:
                 return _env.read_env_file(self.env_file)
@@ -91,21 +95,26 @@ class Source:
             raise UsageError(str(error)) from None
         return _env.read_environ(self.environ)
 
-    def config(self) -> ProxyConfig:
-        """Read and build the configuration; the first refused value raises ``ConfigError``."""
-        return build(self.read())
+    def config(self, *, ca: CALoading = "load") -> ProxyConfig:
+        """Read and build the configuration; the first refused value raises ``ConfigError``.
+
+        *ca* is as for :meth:`ProxyConfig.from_env`: ``"defer"`` keeps the path of a CA file
+        that may exist only where CARTO runs.
+        """
+        return build(self.read(), ca=ca)
 
     def routing_config(self) -> ProxyConfig:
         """Read the configuration for routing only: trust settings may be unusable here.
 
-        A CA file that exists only where CARTO runs must not stop ``route`` or ``egress`` on
-        the operator's machine: such errors are noted on standard error and the CA left out.
+        The CA file is not read (``ca="defer"``: it may exist only where CARTO runs), and a
+        refused trust setting (``NODE_TLS_REJECT_UNAUTHORIZED``, an inline CA) is noted on
+        standard error and left out, since no route depends on it.
 
         Raises:
             ConfigError: a value routing depends on (a proxy variable) is refused.
         """
         errors: list[ConfigError] = []
-        config = build(self.read(), errors)
+        config = build(self.read(), errors, ca="defer")
         for error in errors:
             if error.variable not in _TRUST_VARIABLES:
                 raise error
@@ -132,6 +141,69 @@ class AddCommand(Protocol):
         help: str,
         description: str,
     ) -> argparse.ArgumentParser: ...
+
+
+def readable_file(option: str, path: str, *, missing_ok: bool = False) -> bool:
+    """Whether *path*, given with *option*, is a regular file this process can read.
+
+    Returns ``False`` only with *missing_ok*, for a path that does not exist here (a CA file
+    that lives where CARTO runs).
+
+    Raises:
+        UsageError: anything else that stops the file from being read: no such file, a
+            directory or a device, a name too long, a NUL byte, no permission.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            problem = "is a directory" if os.path.isdir(path) else "is not a regular file"
+            raise UsageError(f"{option} {_shown_path(path)}: {problem}")
+        with open(path, "rb"):  # permission, and what stat cannot tell
+            return True
+    except FileNotFoundError:
+        if missing_ok:
+            return False
+        raise UsageError(f"{option} {_shown_path(path)}: no such file") from None
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        if error.errno == errno.ENAMETOOLONG:
+            reason = f"{reason} ({len(os.fsencode(path))} bytes)"
+        raise UsageError(f"{option} {_shown_path(path)}: cannot be read: {reason}") from None
+    except ValueError:  # a NUL byte: no system call takes it
+        raise UsageError(f"{option} {_shown_path(path)}: a path cannot hold a NUL byte") from None
+
+
+def _shown_path(path: str) -> str:
+    """*path* quoted for a message, its middle cut out when it is long."""
+    shown = path if len(path) <= 80 else f"{path[:48]}...{path[-24:]}"
+    return repr(shown)
+
+
+def bounded(
+    kind: type[float] | type[int], low: float, high: float, *, unit: str = ""
+) -> Callable[[str], Any]:
+    """An argparse ``type=``: a finite *kind* with ``low < value <= high`` (``int``: ``>=``).
+
+    Anything else (``nan``, ``inf``, ``1e309``, a number out of range, not a number) is a
+    usage error that says the range, as argparse reports it: exit status 2.
+    """
+    if kind is int:
+        allowed = f"an integer from {low:g} to {high:g}"
+    else:
+        allowed = f"a number of {unit or 'units'} with {low:g} < value <= {high:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:  # not a number, or an int of more digits than Python converts
+            value = math.nan
+        above_low = value >= low if kind is int else value > low
+        # NaN and infinities fail the comparisons; an int too big for a float never reaches
+        # isfinite(), which would raise OverflowError on it.
+        if not (above_low and value <= high and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, not {text[:40]!r}")
+        return value
+
+    return parse
 
 
 def add_egress_list_option(parser: argparse.ArgumentParser, *, help: str) -> None:
@@ -185,10 +257,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
     return lines
 
 
-def route_json(route: Route) -> dict[str, Any]:
-    """A :class:`Route` as the stable JSON object ``route --json`` documents."""
+def route_json(route: Route, *, given: str | None = None) -> dict[str, Any]:
+    """A :class:`Route` as the stable JSON object ``route --json`` documents.
+
+    With *given* (the target as the user wrote it) the object starts with ``input``: that
+    text with any user information masked.
+    """
     target = route.target
-    return {
+    shown = {} if given is None else {"input": redact(given, keep_user=False)}
+    return shown | {
         "action": route.action.value,
         "proxy": None if route.proxy is None else str(route.proxy),
         "rule": route.rule.value,
@@ -197,6 +274,7 @@ def route_json(route: Route) -> dict[str, Any]:
         "warehouse": None if route.warehouse is None else route.warehouse.value,
         "matched_entry": route.matched_entry,
         "needs_direct_egress": route.needs_direct_egress,
+        "variable": route.variable,
     }
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,6 +25,7 @@ ROUTE_KEYS = {  # what route --json, egress --json and probe --json print for a 
     "warehouse",
     "matched_entry",
     "needs_direct_egress",
+    "variable",
 }
 
 
@@ -46,3 +51,21 @@ class Result(NamedTuple):
 
     def json(self) -> Any:
         return json.loads(self.out)
+
+
+def run_subprocess(
+    *argv: str, environ: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m carto_proxy ARGV`` with this process's environment minus every proxy
+    and trust variable, plus *environ*."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.pop("NODE_EXTRA_CA_CERTS", None)
+    env.pop("NODE_TLS_REJECT_UNAUTHORIZED", None)
+    return subprocess.run(
+        [sys.executable, "-m", "carto_proxy", *argv],
+        env=env | dict(environ or {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -11,6 +11,7 @@ from tests.cli.helpers import (
     HTTP_PROXY,
     HTTPS_ENV,
     both,
+    run_subprocess,
 )
 
 METADATA = "169.254.169.254,metadata,metadata.google.internal"
@@ -112,3 +113,43 @@ def test_check_http_example_fails_strict_only_on_the_metadata_server(cli: Any) -
     assert result.code == 1
     assert "CP205" in result.out
     assert "0 error(s), 1 warning(s), 0 info; 3 portability finding(s) (0 warning(s))" in result.out
+
+
+# --- --ca-elsewhere (issue 13 §1) -------------------------------------------------------------
+
+
+def codes(result: Any) -> list[str]:
+    return [d["code"] for d in result.json()["diagnostics"]]
+
+
+def test_check_reports_a_missing_ca_file_unless_it_is_checked_elsewhere(cli: Any) -> None:
+    assert not Path("/opt/carto/certs/proxy-ca.crt").exists()
+    here = cli("check", "--json", "--env-file", str(HTTPS_ENV))
+    assert here.code == 1
+    assert "CP305" in codes(here)
+    assert "CP307" not in codes(here)
+    elsewhere = cli("check", "--json", "--ca-elsewhere", "--env-file", str(HTTPS_ENV))
+    assert elsewhere.code == 0
+    assert codes(elsewhere).count("CP307") == 1
+    assert "CP305" not in codes(elsewhere)
+    # The same findings otherwise, plus what applies to a usable CA: CP304 (custom CA with
+    # an HTTPS proxy), which an unusable CA (CP305) leaves out.
+    assert set(codes(elsewhere)) == set(codes(here)) - {"CP305"} | {"CP307", "CP304"}
+    (info,) = [d for d in elsewhere.json()["diagnostics"] if d["code"] == "CP307"]
+    assert (info["severity"], info["variable"]) == ("info", "NODE_EXTRA_CA_CERTS")
+
+
+def test_check_ca_elsewhere_still_reports_every_other_error(cli: Any) -> None:
+    environ = both(https_proxy="http://u:pw@p:3128") | {"NODE_EXTRA_CA_CERTS": "/nowhere.pem"}
+    result = cli("check", "--json", "--ca-elsewhere", environ=environ)
+    assert result.code == 1
+    assert {"CP106", "CP307"} <= set(codes(result))
+
+
+def test_check_ca_elsewhere_in_a_subprocess() -> None:
+    here = run_subprocess("check", "--env-file", str(HTTPS_ENV))
+    elsewhere = run_subprocess("check", "--env-file", str(HTTPS_ENV), "--ca-elsewhere")
+    assert (here.returncode, elsewhere.returncode) == (1, 0), here.stderr + elsewhere.stderr
+    assert "CP305" in here.stdout
+    assert "CP307" in elsewhere.stdout
+    assert "CP305" not in elsewhere.stdout

@@ -86,7 +86,7 @@ def test_demo_succeeds_quickly_on_both_examples(demo: dict[str, Any]) -> None:
     ]
     for scenario in demo["scenarios"]:
         assert scenario["error"] is None
-        assert {r["adapter"] for r in scenario["requests"]} == set(INSTALLED)
+        assert {r["adapter"] for r in scenario["requests"]} == {*INSTALLED, "socket"}
         assert all(r["as_expected"] for r in scenario["requests"])
 
 
@@ -116,13 +116,72 @@ def test_demo_shows_how_it_pointed_the_examples_at_the_recording_proxy(
     assert rewrites["HTTP_PROXY"]["was"] == "https://my-proxy:3129"
     assert rewrites["HTTP_PROXY"]["now"].startswith("https://127.0.0.1:")
     assert rewrites["NODE_EXTRA_CA_CERTS"]["was"] == "/opt/carto/certs/proxy-ca.crt"
-    assert rewrites["NODE_TLS_REJECT_UNAUTHORIZED"]["now"] == "1"  # the TLS proxy is verified
+    # CARTO's HTTPS example as written: the proxy's certificate is not verified.
+    assert "NODE_TLS_REJECT_UNAUTHORIZED" not in rewrites
+    assert https["kept"] == ["NO_PROXY", "no_proxy", "NODE_TLS_REJECT_UNAUTHORIZED"]
+    assert "not the TLS proxy's" in rewrites["NODE_EXTRA_CA_CERTS"]["why"]
+    assert "proxy hop is NOT verified" in https["tls"]
+    assert "the proxy is plain http://" in http["tls"]
+
+
+def test_demo_unverified_proxy_hop_still_verifies_origins(demo: dict[str, Any]) -> None:
+    """Through the TLS proxy whose CA is not trusted, requests succeed (the hop is not
+    verified) but an origin whose CA is not trusted is refused (origins still are)."""
+    http, https = (requests_by_label(s) for s in demo["scenarios"])
+    if "httpx" not in INSTALLED:
+        pytest.skip("httpx is not installed")
+    for scenario in (http, https):
+        untrusted = scenario["httpx GET https://untrusted.example.com/"]
+        assert untrusted["expect"] == "refused"
+        assert untrusted["result"].startswith("refused: certificate verify failed")
+        assert untrusted["proxy_saw"] == ["CONNECT untrusted.example.com:443"]
+        assert untrusted["as_expected"] is True
+    assert https["httpx GET https://auth.carto.com/"]["result"] == "200"
+    assert https["httpx GET https://auth.carto.com/"]["proxy_saw"] == ["CONNECT auth.carto.com:443"]
+
+
+def test_demo_has_warehouse_rows_that_go_direct_and_the_firewall_must_allow(
+    demo: dict[str, Any],
+) -> None:
+    for scenario in demo["scenarios"]:
+        requests = requests_by_label(scenario)
+        rows = {
+            "socket connect db.internal:5432 (PostgreSQL)": ("tcp_bypass", "connected"),
+            "socket connect examplecluster:5439 (Redshift)": ("tcp_bypass", "connected"),
+            "httpx GET https://dbc-a1b2c3d4-e5f6.cloud.databricks.com/": (
+                "warehouse_unsupported",
+                "200",
+            ),
+        }
+        for label, (rule, result) in rows.items():
+            if label.split()[0] not in ("socket", *INSTALLED):
+                continue
+            row = requests[label]
+            assert (row["route"]["action"], row["route"]["rule"]) == ("direct", rule), label
+            assert row["route"]["needs_direct_egress"] is True
+            assert row["allow_on"] == "firewall"
+            assert (row["went_direct"], row["proxy_saw"], row["result"]) == (True, [], result)
+        postgres = requests["socket connect db.internal:5432 (PostgreSQL)"]["route"]
+        assert postgres["target"] == {"protocol": "tcp", "host": "db.internal", "port": 5432}
+
+
+def test_demo_shows_each_scenario_s_check(demo: dict[str, Any]) -> None:
+    http, https = demo["scenarios"]
+    assert http["check"]["summary"] == (
+        "0 error(s), 1 warning(s), 0 info; 3 portability finding(s) (0 warning(s))."
+    )
+    codes = [d["code"] for d in https["check"]["diagnostics"]]
+    assert "CP307" in codes  # the CA file is checked where CARTO runs
+    assert "CP305" not in codes
+    assert "CP301" in codes  # the unverified proxy hop
+    assert [f["code"] for f in https["check"]["portability"]].count("CP525") == 2
 
 
 def test_demo_routes_follow_carto_s_rules(demo: dict[str, Any]) -> None:
     http, https = (requests_by_label(s) for s in demo["scenarios"])
     for label, request in http.items():
-        expected = "direct" if "dropbox" in label or "filestack" in label else "proxy"
+        direct = ("dropbox", "filestack", "databricks", "(PostgreSQL)", "(Redshift)")
+        expected = "direct" if any(name in label for name in direct) else "proxy"
         assert request["route"]["action"] == expected, label
     if "grpc" in INSTALLED:
         grpc = https["grpc Ping bigquerystorage.googleapis.com:443"]
@@ -192,7 +251,7 @@ def test_demo_on_an_env_file(
     )
 
 
-def test_demo_reports_a_refused_configuration(
+def test_demo_reports_a_refused_configuration_and_sends_nothing(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     env_file = tmp_path / ".env"
@@ -200,8 +259,35 @@ def test_demo_reports_a_refused_configuration(
     code = main(["demo", "--env-file", str(env_file)], environ={})
     out = capsys.readouterr().out
     assert code == 1
+    assert "check --ca-elsewhere: 1 error(s)" in out
+    assert "CP106" in out
     assert "The configuration is refused" in out
+    assert "the demo sends nothing" in out
+    assert "Done in" in out
+    assert "the configuration is refused, so nothing was sent." in out
+    assert "SOME REQUESTS" not in out
+    assert "did NOT" not in out
+    assert "ADAPTER" not in out  # no request table
     assert "s3cret" not in out
+    code, document = run_demo(capsys, "--env-file", str(env_file))
+    (scenario,) = document["scenarios"]
+    assert (code, document["ok"]) == (1, False)
+    assert (scenario["requests"], scenario["proxy_log"], scenario["rewrites"]) == ([], [], [])
+    assert "password" in scenario["error"]
+    assert next(d["code"] for d in scenario["check"]["diagnostics"]) == "CP106"
+
+
+def test_demo_verifies_a_tls_proxy_when_the_settings_say_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("HTTPS_PROXY=https://p:3129\nhttps_proxy=https://p:3129\n")
+    code, document = run_demo(capsys, "--env-file", str(env_file))
+    assert code == 0, document
+    (scenario,) = document["scenarios"]
+    assert "proxy hop is verified" in scenario["tls"]
+    (ca,) = [r for r in scenario["rewrites"] if r["variables"] == ["NODE_EXTRA_CA_CERTS"]]
+    assert "and the TLS proxy's CA" in ca["why"]
 
 
 def test_demo_falls_back_to_the_packaged_examples(

@@ -9,6 +9,7 @@ from tests.cli.helpers import (
     HTTP_PROXY,
     HTTPS_ENV,
     ROUTE_KEYS,
+    run_subprocess,
 )
 
 
@@ -52,3 +53,14 @@ def test_egress_squid_format_without_proxy_warns(cli: Any) -> None:
 
 def test_egress_squid_and_json_exclude_each_other(cli: Any) -> None:
     assert cli("egress", "--format", "squid", "--json").code == 2
+
+
+def test_egress_does_not_read_a_ca_file_only_the_server_has(cli: Any) -> None:
+    for argv in (["--json"], ["--format", "squid"]):
+        result = cli("egress", *argv, "--env-file", str(HTTPS_ENV))
+        assert result.code == 0
+        assert "NODE_EXTRA_CA_CERTS" not in result.err  # not read: nothing to say about it
+    in_process = cli("egress", "--format", "squid", "--env-file", str(HTTPS_ENV)).out
+    child = run_subprocess("egress", "--format", "squid", "--env-file", str(HTTPS_ENV))
+    assert (child.returncode, child.stderr) == (0, "")
+    assert child.stdout == in_process

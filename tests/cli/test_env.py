@@ -13,6 +13,7 @@ from tests.cli.helpers import (
     HTTPS_ENV,
     Result,
     both,
+    run_subprocess,
 )
 from tests.support.pki import PKI
 
@@ -162,3 +163,45 @@ def test_env_helm_refuses_what_the_chart_cannot_express(cli: Any) -> None:
     result = cli("env", "--format", "helm", environ=environ)
     assert result.code == 2
     assert "one proxy" in result.err
+
+
+# --- a CA file that lives where CARTO runs (issue 13 §1) --------------------------------------
+
+CARTO_CA = "/opt/carto/certs/proxy-ca.crt"
+
+
+def test_env_converts_carto_s_https_example_without_its_ca_file(cli: Any) -> None:
+    assert not Path(CARTO_CA).exists()
+    result = cli("env", "--env-file", str(HTTPS_ENV))
+    assert result.code == 0, result.err
+    assert result.out == HTTPS_ENV.read_text()  # CARTO's block, as written
+    assert f"NODE_EXTRA_CA_CERTS {CARTO_CA} does not exist here" in result.err
+
+
+def test_env_reads_and_checks_the_ca_file_when_it_is_here(
+    cli: Any, tmp_path: Path, pki: PKI
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"HTTPS_PROXY=https://p:3129\nNODE_EXTRA_CA_CERTS={pki.proxy_ca_path}\n")
+    helm = cli("env", "--env-file", str(env_file), "--format", "helm", "--json")
+    assert helm.code == 0, helm.err
+    assert "BEGIN CERTIFICATE" in helm.json()["trustedCACerts"]["value"]
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("hello")
+    env_file.write_text(f"HTTPS_PROXY=https://p:3129\nNODE_EXTRA_CA_CERTS={not_pem}\n")
+    refused = cli("env", "--env-file", str(env_file))
+    assert refused.code == 1  # the source's own value is refused: a finding, not usage
+    assert "NODE_EXTRA_CA_CERTS" in refused.err
+
+
+def test_env_helm_values_need_the_pem_and_say_so(cli: Any) -> None:
+    result = cli("env", "--env-file", str(HTTPS_ENV), "--format", "helm")
+    assert result.code == 2
+    assert "Helm values carry the PEM itself" in result.err
+    assert result.out == ""
+
+
+def test_env_on_carto_s_https_example_in_a_subprocess() -> None:
+    result = run_subprocess("env", "--env-file", str(HTTPS_ENV))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == HTTPS_ENV.read_text()

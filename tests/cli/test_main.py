@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from tests.cli.helpers import (
     HTTP_PROXY,
     SNOWFLAKE,
     both,
+    run_subprocess,
 )
 
 
@@ -156,20 +156,6 @@ def test_scrub_masks_any_url_password() -> None:
         scrub("see http://u:pw@h:1 and https://x:y@z") == "see http://u:***@h:1 and https://x:***@z"
     )
     assert scrub("http://host:3128/path@x") == "http://host:3128/path@x"
-
-
-def run_subprocess(*argv: str, environ: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env.pop("NODE_EXTRA_CA_CERTS", None)
-    env.pop("NODE_TLS_REJECT_UNAUTHORIZED", None)
-    return subprocess.run(
-        [sys.executable, "-m", "carto_proxy", *argv],
-        env=env | dict(environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(

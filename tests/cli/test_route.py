@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from tests.cli.helpers import (
@@ -10,6 +12,7 @@ from tests.cli.helpers import (
     ROUTE_KEYS,
     SNOWFLAKE,
     both,
+    run_subprocess,
 )
 
 
@@ -20,8 +23,9 @@ def test_route_json_objects_are_named_after_route_attributes(cli: Any) -> None:
     )
     assert result.code == 0
     snowflake, auth, dropbox = result.json()
-    assert all(set(item) == ROUTE_KEYS for item in (snowflake, auth, dropbox))
+    assert all(set(item) == ROUTE_KEYS | {"input"} for item in (snowflake, auth, dropbox))
     assert snowflake == {
+        "input": SNOWFLAKE,
         "action": "direct",
         "proxy": None,
         "rule": "warehouse_https_unsupported",
@@ -34,6 +38,7 @@ def test_route_json_objects_are_named_after_route_attributes(cli: Any) -> None:
         "warehouse": "snowflake",
         "matched_entry": None,
         "needs_direct_egress": True,
+        "variable": "HTTPS_PROXY",
     }
     assert "Snowflake" in snowflake["reason"]
     assert auth["action"] == "proxy"
@@ -41,6 +46,34 @@ def test_route_json_objects_are_named_after_route_attributes(cli: Any) -> None:
     assert auth["rule"] == "proxy"
     assert dropbox["matched_entry"] == "dropbox.com"
     assert dropbox["rule"] == "no_proxy"
+    assert dropbox["variable"] == "NO_PROXY"
+    assert (auth["input"], dropbox["input"]) == ("auth.carto.com", "https://www.dropbox.com")
+
+
+def test_route_json_input_is_the_target_as_given_with_user_info_masked(cli: Any) -> None:
+    targets = ["postgresql://carto:S3cretPW@db.internal:5432/carto", "https://alice@api.example"]
+    routes = cli("route", "--json", *targets, environ=HTTP_PROXY).json()
+    assert [r["input"] for r in routes] == [
+        "postgresql://***@db.internal:5432/carto",
+        "https://***@api.example",
+    ]
+    assert [r["variable"] for r in routes] == [None, "HTTPS_PROXY"]  # TCP uses no variable
+
+
+def test_route_shows_the_tcp_protocol_for_tcp_targets(cli: Any) -> None:
+    argv = ["--warehouse", "postgresql", "db.internal:5432"]
+    (route,) = cli("route", "--json", *argv, environ=HTTP_PROXY).json()
+    assert route["target"] == {"protocol": "tcp", "host": "db.internal", "port": 5432}
+    assert (route["rule"], route["needs_direct_egress"]) == ("tcp_bypass", True)
+    table = cli(
+        "route", "postgresql://db.internal/x", "redshift://x.abc.eu-west-1.redshift.amazonaws.com/d"
+    )
+    assert table.code == 0
+    rows = [line.split()[0] for line in table.out.splitlines() if not line.startswith(" ")]
+    assert rows[1:] == [
+        "tcp://db.internal:5432",
+        "tcp://x.abc.eu-west-1.redshift.amazonaws.com:5439",
+    ]
 
 
 def test_route_protocol_and_warehouse_options(cli: Any) -> None:
@@ -89,8 +122,28 @@ def test_route_refused_proxy_value_exits_1_without_the_password(cli: Any) -> Non
     assert "CP106" not in result.err or "password" in result.err
 
 
-def test_route_ignores_a_ca_file_only_the_server_has(cli: Any) -> None:
+def test_route_defers_a_ca_file_only_the_server_has(cli: Any) -> None:
+    assert not Path("/opt/carto/certs/proxy-ca.crt").exists()
     result = cli("route", "--json", "--env-file", str(HTTPS_ENV), "auth.carto.com")
-    assert result.code == 0
+    assert result.code == 0, result.err
     assert result.json()[0]["proxy"] == "https://my-proxy:3129"
-    assert "routing does not need it" in result.err
+    assert result.err == ""  # not read, so nothing to say about it
+
+
+def test_route_notes_a_refused_trust_setting_it_does_not_need(cli: Any) -> None:
+    environ = both(https_proxy="http://p:3128") | {"NODE_TLS_REJECT_UNAUTHORIZED": "no"}
+    result = cli("route", "--json", "auth.carto.com", environ=environ)
+    assert result.code == 0
+    assert "NODE_TLS_REJECT_UNAUTHORIZED 'no' must be 0 or 1; routing does not need it" in (
+        result.err
+    )
+
+
+def test_route_on_carto_s_https_example_in_a_subprocess() -> None:
+    result = run_subprocess(
+        "route", "--json", "--env-file", str(HTTPS_ENV), "--warehouse", "redshift", "dw.corp:5439"
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    (route,) = json.loads(result.stdout)
+    assert (route["input"], route["target"]["protocol"]) == ("dw.corp:5439", "tcp")
+    assert route["needs_direct_egress"] is True

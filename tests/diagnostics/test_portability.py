@@ -247,3 +247,11 @@ def test_tool_names_reads_as_a_sentence() -> None:
     assert tool_names(["curl"]) == "curl"
     assert tool_names(["curl", "grpc"]) == "curl and gRPC"
     assert tool_names(["go", "curl", "grpc"]) == "Go net/http, curl and gRPC"
+
+
+def test_a_domain_listed_with_and_without_its_dot_is_read_alike_by_every_tool() -> None:
+    # Go, httpx and proxy-from-env take "corp.example" for the apex and ".corp.example" for
+    # the subdomains: together they say what carto_proxy reads in either.
+    assert entry_findings("corp.example,.corp.example") == []
+    assert codes(entry_findings("corp.example,.other.example")) == ["CP502", "CP503"]
+    assert codes(entry_findings("corp.example:8443,.corp.example:8443")) == ["CP504", "CP504"]

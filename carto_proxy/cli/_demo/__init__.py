@@ -65,6 +65,7 @@ def run(args: argparse.Namespace, source: Source) -> int:
             mock.patch.dict(os.environ, {"SNOWFLAKE_DISABLE_PLATFORM_DETECTION": "true"})
         )
         http = stack.enter_context(_standins.http_stand_in(bigquery_project="carto-demo"))
+        untrusted = stack.enter_context(_standins.untrusted_stand_in())  # its CA: never trusted
         ca_pem = http.ca_pem
         grpc = None
         if "grpc" in adapters:
@@ -76,14 +77,16 @@ def run(args: argparse.Namespace, source: Source) -> int:
 
         servers = _requests.Servers(
             http=http.address,
+            untrusted=untrusted.address,
             grpc=None if grpc is None else (grpc.host, grpc.tls_port),
             answered=answered,
         )
-        guard = stack.enter_context(_standins.loopback_names(_requests.HTTP_NAMES, http.address))
-        for name, environ in scenarios:
+        names = dict.fromkeys(_requests.HTTP_NAMES, http.address)
+        names[_requests.UNTRUSTED] = untrusted.address
+        guard = stack.enter_context(_standins.loopback_names(names))
+        for settings in scenarios:
             scenario = _scenarios.run_scenario(
-                name,
-                environ,
+                settings,
                 ca_pem=ca_pem,
                 servers=servers,
                 adapters=adapters,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from carto_proxy._routing import Action, Route
+from carto_proxy.cli._check import counts, finding_json
 from carto_proxy.cli._demo._scenarios import Scenario
 from carto_proxy.cli._shared import emit, route_json, table, wrap
 
@@ -22,7 +24,13 @@ def as_json(
         "scenarios": [
             {
                 "source": scenario.source,
+                "check": {
+                    "summary": counts(scenario.diagnostics, scenario.findings),
+                    "diagnostics": [finding_json(d) for d in scenario.diagnostics],
+                    "portability": [finding_json(f) for f in scenario.findings],
+                },
                 "error": scenario.error,
+                "tls": scenario.tls or None,
                 "rewrites": [
                     {"variables": list(r.variables), "was": r.was, "now": r.now, "why": r.why}
                     for r in scenario.rewrites
@@ -34,6 +42,8 @@ def as_json(
                         "request": o.request.label,
                         "route": route_json(o.route),
                         "result": o.result,
+                        "expect": "refused" if o.request.refused else "answer",
+                        "allow_on": _allow_on(o.route),
                         "proxy_saw": o.proxy_saw,
                         "went_direct": o.went_direct,
                         "as_expected": o.expected,
@@ -57,10 +67,15 @@ def print_report(
     for scenario in scenarios:
         emit()
         emit(f"== {scenario.source} ==")
-        _rewrites(scenario)
+        _check(scenario)
         if scenario.error:
-            emit(f"The configuration is refused: {scenario.error}")
+            for line in wrap(f"The configuration is refused: {scenario.error}", ""):
+                emit(line)
+            emit("carto_proxy would not start with it, so the demo sends nothing.")
             continue
+        _rewrites(scenario)
+        for line in wrap(scenario.tls, ""):
+            emit(line)
         emit()
         _requests(scenario)
         emit()
@@ -68,8 +83,35 @@ def print_report(
     emit()
     for name, reason in skipped.items():
         emit(f"Skipped the {name} adapter: {reason}")
-    verdict = "every request went the way its route says" if ok else "SOME REQUESTS DID NOT"
-    emit(f"Done in {elapsed:.1f} s: {verdict}.")
+    emit(f"Done in {elapsed:.1f} s: {_verdict(scenarios)}.")
+
+
+def _verdict(scenarios: Sequence[Scenario]) -> str:
+    refused = sum(s.error is not None for s in scenarios)
+    unexpected = sum(not o.expected for s in scenarios for o in s.outcomes)
+    if unexpected:
+        return f"{unexpected} request(s) did NOT go the way their route says (UNEXPECTED above)"
+    if refused == len(scenarios):
+        return "the configuration is refused, so nothing was sent"
+    if refused:
+        return (
+            f"every request went the way its route says; {refused} configuration(s) refused, "
+            "nothing sent for them"
+        )
+    return "every request went the way its route says"
+
+
+def _check(scenario: Scenario) -> None:
+    found = [*scenario.diagnostics, *scenario.findings]
+    emit(f"check --ca-elsewhere: {counts(scenario.diagnostics, scenario.findings)}")
+    if found:
+        for line in wrap(" ".join(f.code for f in found), "  "):
+            emit(line)
+
+
+def _allow_on(route: Route) -> str:
+    """Who must allow the connection: the proxy, or the firewall (it goes direct)."""
+    return "proxy" if route.action is Action.PROXY else "firewall"
 
 
 def _rewrites(scenario: Scenario) -> None:
@@ -88,13 +130,14 @@ def _requests(scenario: Scenario) -> None:
             o.request.label,
             o.route.action.value,
             o.route.rule.value,
-            o.result if o.ok else "error",
+            _allow_on(o.route),
+            o.result if o.ok else ("refused" if o.refused else "error"),
             ", ".join(o.proxy_saw) or "-",
             "" if o.expected else "UNEXPECTED",
         )
         for o in scenario.outcomes
     ]
-    headers = ("ADAPTER", "REQUEST", "ROUTE", "RULE", "RESULT", "THE PROXY SAW", "")
+    headers = ("ADAPTER", "REQUEST", "ROUTE", "RULE", "ALLOW ON", "RESULT", "THE PROXY SAW", "")
     lines = table(headers, rows, "  ")
     emit(lines[0])
     for line, outcome in zip(lines[1:], scenario.outcomes, strict=True):

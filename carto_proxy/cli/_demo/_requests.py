@@ -1,14 +1,19 @@
 """What ``carto-proxy demo`` sends: one request per adapter, to a name CARTO's services use.
 
-Each request is sent with the adapter's public functions only. Clients that resolve names
-outside Python cannot be pointed at the stand-ins by the demo's resolver patch; when their
-route is direct, they are dialled at the stand-in's address with the route still decided on
-the name, and :attr:`Servers.by_address` says so next to the request.
+Each request is sent with the adapter's public functions only; the TCP warehouses
+(PostgreSQL, Redshift) have no adapter, so a plain socket connects to them, as their drivers
+do. Clients that resolve names outside Python cannot be pointed at the stand-ins by the
+demo's resolver patch; when their route is direct, they are dialled at the stand-in's address
+with the route still decided on the name, and :attr:`Servers.by_address` says so next to the
+request. One request goes to an origin whose certificate no CA of the scenario trusts: it
+must be refused, whatever ``NODE_TLS_REJECT_UNAUTHORIZED`` says.
 """
 
 from __future__ import annotations
 
 import importlib
+import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +28,11 @@ __all__ = [
     "HTTP_NAMES",
     "REQUESTS",
     "STORAGE_API",
+    "UNTRUSTED",
     "Request",
     "Servers",
     "load_adapters",
+    "refused_certificate",
 ]
 
 AUTH = "auth.carto.com"
@@ -37,8 +44,27 @@ FILESTACK = "filestack.com"
 BIGQUERY = "bigquery.googleapis.com"
 STORAGE_API = "bigquerystorage.googleapis.com"
 SNOWFLAKE = "xy12345.eu-central-1.snowflakecomputing.com"
-HTTP_NAMES = (AUTH, STORAGE, TOOLS, MAPBOX, DROPBOX, FILESTACK, BIGQUERY, SNOWFLAKE)
-"""The names the HTTP stand-in answers for."""
+DATABRICKS = "dbc-a1b2c3d4-e5f6.cloud.databricks.com"
+POSTGRESQL = "db.internal"
+REDSHIFT = "examplecluster.abc123xyz789.eu-west-1.redshift.amazonaws.com"
+HTTP_NAMES = (
+    AUTH,
+    STORAGE,
+    TOOLS,
+    MAPBOX,
+    DROPBOX,
+    FILESTACK,
+    BIGQUERY,
+    SNOWFLAKE,
+    DATABRICKS,
+    POSTGRESQL,
+    REDSHIFT,
+)
+"""The names the HTTP stand-in answers for (the TCP ones: it accepts the connection)."""
+UNTRUSTED = "untrusted.example.com"
+"""The name of the origin whose certificate comes from a CA no scenario trusts."""
+SOCKET = "socket"
+"""The "adapter" of the TCP warehouses: the standard library's sockets, as their drivers."""
 GRPC_METHOD = "/carto_proxy.demo.Demo/Ping"
 """The method the gRPC stand-in answers with ``b"pong"``."""
 TIMEOUT = 5.0
@@ -49,6 +75,7 @@ class Servers:
     """Where the stand-ins listen, and how many requests they have answered."""
 
     http: tuple[str, int]
+    untrusted: tuple[str, int]
     grpc: tuple[str, int] | None
     answered: Callable[[], int]
     by_address: list[str] = field(default_factory=list)
@@ -63,11 +90,15 @@ Send = Callable[[Any, ProxyConfig, Servers], str]
 class Request:
     """One request of the demo."""
 
-    adapter: str  # module under carto_proxy.adapters
+    adapter: str  # module under carto_proxy.adapters, or SOCKET
     label: str
     target: str  # what is routed
     protocol: Protocol | None = None
     send: Send
+    refused: bool = False
+    """The origin's certificate is not trusted: the request must fail on it."""
+    note: str | None = None
+    """Shown under the request."""
 
 
 def _httpx(url: str) -> Send:
@@ -166,9 +197,32 @@ def _snowflake(adapter: Any, config: ProxyConfig, servers: Servers) -> str:
     return "logged in"
 
 
-def _get(adapter: str, url: str, sender: Callable[[str], Send]) -> Request:
+def _connect(dsn: str) -> Send:
+    def send(adapter: Any, config: ProxyConfig, servers: Servers) -> str:
+        target = config.route(dsn).target  # TCP: always direct (CARTO's rule)
+        adapter.create_connection((target.host, target.port), timeout=TIMEOUT).close()
+        return "connected"
+
+    return send
+
+
+def refused_certificate(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The refused TLS certificate *error* is, or was raised from; ``None`` if none was."""
+    seen: BaseException | None = error
+    for _ in range(16):  # chains are short; never loop on a cycle
+        if seen is None or isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _get(adapter: str, url: str, sender: Callable[[str], Send], **more: Any) -> Request:
     """A GET of *url* with *adapter*: routed, labelled and sent as that URL."""
-    return Request(adapter=adapter, label=f"GET {url}", target=url, send=sender(url))
+    return Request(adapter=adapter, label=f"GET {url}", target=url, send=sender(url), **more)
+
+
+def _tcp(dsn: str, label: str) -> Request:
+    return Request(adapter=SOCKET, label=label, target=dsn, send=_connect(dsn))
 
 
 REQUESTS = (
@@ -197,6 +251,19 @@ REQUESTS = (
         target=f"https://{SNOWFLAKE}/",
         send=_snowflake,
     ),
+    _get("httpx", f"https://{DATABRICKS}/", _httpx),
+    _tcp(f"postgresql://carto@{POSTGRESQL}:5432/carto", f"connect {POSTGRESQL}:5432 (PostgreSQL)"),
+    _tcp(
+        f"redshift://carto@{REDSHIFT}:5439/dev", f"connect {REDSHIFT.split('.')[0]}:5439 (Redshift)"
+    ),
+    _get(
+        "httpx",
+        f"https://{UNTRUSTED}/",
+        _httpx,
+        refused=True,
+        note="Its certificate comes from a CA the scenario does not trust: carto_proxy "
+        "verifies origins whatever NODE_TLS_REJECT_UNAUTHORIZED says, so it is refused.",
+    ),
 )
 """Every request of a scenario, in the order they are sent and shown."""
 
@@ -206,6 +273,9 @@ def load_adapters() -> tuple[dict[str, Any], dict[str, str]]:
     available: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     for name in dict.fromkeys(request.adapter for request in REQUESTS):
+        if name == SOCKET:
+            available[name] = socket
+            continue
         try:
             available[name] = importlib.import_module(f"carto_proxy.adapters.{name}")
         except MissingExtraError as error:

@@ -1,38 +1,55 @@
 """The demo's scenarios: which settings it runs, how it points them at itself, what came of it.
 
 A scenario is one set of CARTO settings (an example ``.env`` file, ``--env-file`` or
-``--helm-values``). Its proxy variables are pointed at a :class:`RecordingProxy` of the same
-scheme and its CA at the demo's; every request of :data:`REQUESTS` is sent under it, and each
+``--helm-values``), checked as ``carto-proxy check --ca-elsewhere`` would. A configuration
+carto_proxy refuses is said so, and nothing is sent. Otherwise its proxy variables are pointed
+at a :class:`RecordingProxy` of the same scheme and its CA at the demo's, everything else kept
+as written (``NODE_TLS_REJECT_UNAUTHORIZED=0`` too: then the TLS proxy's CA is left out, and
+the proxy hop goes unverified); every request of :data:`REQUESTS` is sent under it, and each
 outcome is judged against its route: a proxied request must reach the proxy and not go
-direct, a direct one the reverse.
+direct, a direct one the reverse, and a request to an untrusted origin must be refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from carto_proxy._config import ProxyConfig
+from carto_proxy import _env
+from carto_proxy._config import ProxyConfig, build
+from carto_proxy._diagnostics import Diagnostic
 from carto_proxy._proxy_url import parse_proxy
 from carto_proxy._routing import Action, Route
+from carto_proxy.cli._check import gather_sources
 from carto_proxy.cli._demo._requests import (
     HTTP_NAMES,
     REQUESTS,
     STORAGE_API,
     TIMEOUT,
+    UNTRUSTED,
     Request,
     Servers,
+    refused_certificate,
 )
 from carto_proxy.cli._shared import Source
 from carto_proxy.exceptions import ConfigError
 from carto_proxy.testing import DirectGuard, ProxyRecord, RecordingProxy, ca_bundle
 
-__all__ = ["Outcome", "Rewrite", "Scenario", "all_as_expected", "read_scenarios", "run_scenario"]
+__all__ = [
+    "Outcome",
+    "Rewrite",
+    "Scenario",
+    "Settings",
+    "all_as_expected",
+    "read_scenarios",
+    "run_scenario",
+]
 
 EXAMPLES = ("http-proxy.env", "https-proxy.env")
 REPOSITORY_EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -58,16 +75,20 @@ class Outcome:
     route: Route
     result: str = ""
     ok: bool = True
+    refused: bool = False
+    """It failed on the origin's certificate."""
     proxy_saw: list[str] = field(default_factory=list)
     went_direct: bool = False
     note: str | None = None
 
     @property
     def expected(self) -> bool:
-        """Whether it went the way its route says: through the proxy only, or direct only."""
+        """Whether it went the way its route says (through the proxy only, or direct only)
+        and came back as it should: answered, or refused for an untrusted origin."""
+        answered = self.refused if self.request.refused else self.ok
         if self.route.action is Action.PROXY:
-            return self.ok and bool(self.proxy_saw) and not self.went_direct
-        return self.ok and not self.proxy_saw and self.went_direct
+            return answered and bool(self.proxy_saw) and not self.went_direct
+        return answered and not self.proxy_saw and self.went_direct
 
 
 @dataclass(slots=True, kw_only=True)
@@ -75,33 +96,53 @@ class Scenario:
     """One set of settings run by the demo, and everything that came of it."""
 
     source: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    findings: list[Diagnostic] = field(default_factory=list)
+    """What ``carto-proxy check --ca-elsewhere`` says of the settings as written."""
     rewrites: list[Rewrite] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    tls: str = ""
+    """Which TLS hops are verified, for people."""
     error: str | None = None
+    """Why carto_proxy refuses the settings (then nothing is sent)."""
     outcomes: list[Outcome] = field(default_factory=list)
     proxy_log: list[dict[str, Any]] = field(default_factory=list)
 
 
-def read_scenarios(source: Source) -> list[tuple[str, dict[str, str]]]:
-    """Return ``(shown name, variables)`` for each scenario *source* asks for.
+class Settings(NamedTuple):
+    """One scenario's settings: how it is shown, its variables, and what they were read as."""
+
+    name: str
+    environ: dict[str, str]
+    sources: _env.Sources
+
+
+def read_scenarios(source: Source) -> list[Settings]:
+    """Return the settings of each scenario *source* asks for.
 
     The two CARTO examples by default; else the ``--env-file`` as written, or the
-    ``--helm-values`` as the ``.env`` variables they mean.
+    ``--helm-values`` as the ``.env`` variables they mean (checked as Helm values).
     """
     from dotenv import dotenv_values
 
     if source.env_file is not None:
-        source.read()  # the usual checks: the file exists
+        sources = source.read()  # the usual checks: the file can be read
         values = dotenv_values(source.env_file)
-        return [(source.env_file, {k: v for k, v in values.items() if v is not None})]
+        environ = {k: v for k, v in values.items() if v is not None}
+        return [Settings(source.env_file, environ, sources)]
     if source.helm_values is not None:
-        config = source.config()
-        return [(f"Helm values {source.helm_values}", config.to_env(ca_path="(inline CA)"))]
+        sources = source.read()
+        try:
+            environ = build(sources, ca="defer").to_env(ca_path="(inline CA)")
+        except ConfigError:
+            environ = {}  # refused: run_scenario() says why, and sends nothing
+        return [Settings(f"Helm values {source.helm_values}", environ, sources)]
     found = []
     for name in EXAMPLES:
         shown, text = example(name)
         values = dotenv_values(stream=io.StringIO(text))
-        found.append((shown, {k: v for k, v in values.items() if v is not None}))
+        environ = {k: v for k, v in values.items() if v is not None}
+        found.append(Settings(shown, environ, _env.read_environ(environ, origin=shown)))
     return found
 
 
@@ -115,26 +156,31 @@ def example(name: str) -> tuple[str, str]:
 
 
 def run_scenario(
-    name: str,
-    environ: Mapping[str, str],
+    settings: Settings,
     *,
     ca_pem: str,
     servers: Servers,
     adapters: Mapping[str, Any],
     guard: DirectGuard,
 ) -> Scenario:
-    """Run every request of an installed adapter under *environ*, pointed at the demo.
+    """Check *settings*, then run every request of an installed adapter under them.
 
     Args:
-        name: how the scenario is shown.
-        environ: its variables, as written.
-        ca_pem: the CA (or CAs) of the stand-ins, trusted with the proxy's.
+        settings: the scenario's settings, as written.
+        ca_pem: the CA (or CAs) of the stand-ins the scenario trusts.
         servers: the stand-ins.
         adapters: the adapter modules installed, by name.
         guard: the resolver patch that tells a direct connection.
     """
-    scenario = Scenario(source=name)
+    scenario = Scenario(source=settings.name)
+    scenario.diagnostics, scenario.findings = gather_sources(settings.sources, ca="defer")
+    try:
+        written = build(settings.sources, ca="defer")
+    except ConfigError as error:  # carto_proxy would not start with it: nothing to send
+        scenario.error = str(error)
+        return scenario
     upstreams = dict.fromkeys(HTTP_NAMES, servers.http)
+    upstreams[UNTRUSTED] = servers.untrusted
     if servers.grpc is not None:
         upstreams[STORAGE_API] = servers.grpc
     with contextlib.ExitStack() as stack:
@@ -142,16 +188,15 @@ def run_scenario(
             scheme: stack.enter_context(
                 RecordingProxy(tls=scheme == "https", upstreams=upstreams, timeout=TIMEOUT)
             )
-            for scheme in _proxy_schemes(environ)
+            for scheme in _proxy_schemes(settings.environ)
         }
-        tls_cas = [proxy.ca_pem for proxy in proxies.values() if proxy.tls]
-        bundle = stack.enter_context(ca_bundle(ca_pem, *tls_cas))
-        pointed = _point_at_demo(scenario, environ, proxies, bundle)
-        try:
-            config = ProxyConfig.from_env(environ=pointed)
-        except ConfigError as error:
-            scenario.error = str(error)
-            return scenario
+        # As written, NODE_TLS_REJECT_UNAUTHORIZED=0 leaves the proxy unverified: its CA is
+        # left out, so that the requests through it show what that means.
+        trusted = [p.ca_pem for p in proxies.values() if p.tls and written.verify_proxy]
+        bundle = stack.enter_context(ca_bundle(ca_pem, *trusted))
+        pointed = _point_at_demo(scenario, settings.environ, proxies, bundle)
+        scenario.tls = _tls_note(proxies, verify_proxy=written.verify_proxy)
+        config = ProxyConfig.from_env(environ=pointed)
         for request in REQUESTS:
             adapter = adapters.get(request.adapter)
             if adapter is not None:
@@ -160,6 +205,19 @@ def run_scenario(
             proxy.wait_for(lambda records: all(r.done for r in records), timeout=2.0)
             scenario.proxy_log += [_log_entry(proxy, record) for record in proxy.records]
     return scenario
+
+
+def _tls_note(proxies: Mapping[str, RecordingProxy], *, verify_proxy: bool) -> str:
+    origins = "origins are verified (one whose CA is not trusted is refused)"
+    if not any(proxy.tls for proxy in proxies.values()):
+        return f"TLS: {origins}; the proxy is plain http://."
+    if verify_proxy:
+        return f"TLS: the proxy hop is verified (its CA is in the bundle), and {origins}."
+    return (
+        "TLS: the proxy hop is NOT verified (NODE_TLS_REJECT_UNAUTHORIZED=0, as written: the "
+        "proxy's CA is not in the bundle, and requests through it still succeed); "
+        f"{origins}."
+    )
 
 
 def _proxy_schemes(environ: Mapping[str, str]) -> list[str]:
@@ -195,25 +253,19 @@ def _point_at_demo(
             Rewrite(variables=tuple(names), was=was, now=now, why=f"the recording proxy, {kind}")
         )
     tls = any(proxy.tls for proxy in proxies.values())
+    verified = environ.get("NODE_TLS_REJECT_UNAUTHORIZED", "").strip() != "0"
+    why = "the stand-ins' CA"
+    if tls:
+        why += " and the TLS proxy's CA" if verified else ", not the TLS proxy's: see TLS below"
     scenario.rewrites.append(
         Rewrite(
             variables=("NODE_EXTRA_CA_CERTS",),
             was=environ.get("NODE_EXTRA_CA_CERTS"),
             now=bundle,
-            why="the stand-ins' CA" + (" and the TLS proxy's CA" if tls else ""),
+            why=why,
         )
     )
     pointed["NODE_EXTRA_CA_CERTS"] = bundle
-    if tls and environ.get("NODE_TLS_REJECT_UNAUTHORIZED", "").strip() == "0":
-        pointed["NODE_TLS_REJECT_UNAUTHORIZED"] = "1"
-        scenario.rewrites.append(
-            Rewrite(
-                variables=("NODE_TLS_REJECT_UNAUTHORIZED",),
-                was="0",
-                now="1",
-                why="the demo has the proxy's CA, so it verifies the proxy",
-            )
-        )
     changed = {name for rewrite in scenario.rewrites for name in rewrite.variables}
     scenario.kept = [key for key in environ if key not in changed]
     return pointed
@@ -236,22 +288,31 @@ def _send(
     guard.clear()
     servers.by_address.clear()
     try:
-        outcome.result = request.send(adapter, config, servers)
+        with warnings.catch_warnings():
+            # urllib3 warns at each request through an unverified proxy: the TLS line of the
+            # scenario says so once.
+            warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+            outcome.result = request.send(adapter, config, servers)
     except Exception as error:  # any failure is part of what the demo shows
-        message = " ".join(str(error).split()) or error.__class__.__name__
-        outcome.result = f"error: {error.__class__.__name__}: {message[:160]}"
         outcome.ok = False
+        refused = refused_certificate(error)
+        outcome.refused = refused is not None
+        if refused is not None:
+            outcome.result = f"refused: certificate verify failed: {refused.verify_message}"
+        else:
+            message = " ".join(str(error).split()) or error.__class__.__name__
+            outcome.result = f"error: {error.__class__.__name__}: {message[:160]}"
     outcome.proxy_saw = [
         f"{record.method} {_record_target(record)}"
         for scheme, proxy in proxies.items()
         for record in proxy.records[before[scheme] :]
         if record.host == host
     ]
-    outcome.note = servers.by_address[0] if servers.by_address else None
+    outcome.note = servers.by_address[0] if servers.by_address else request.note
     # A client dialled by address resolves no name: it went direct if a stand-in answered it
     # while the proxy saw nothing.
     outcome.went_direct = guard.went_direct(host) or (
-        outcome.note is not None and not outcome.proxy_saw and servers.answered() > answered
+        bool(servers.by_address) and not outcome.proxy_saw and servers.answered() > answered
     )
     return outcome
 

@@ -10,12 +10,12 @@ this process, and no other name resolve at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from carto_proxy.cli._demo._requests import GRPC_METHOD
 from carto_proxy.testing import DirectGuard, GrpcOrigin, LocalOrigin
 
-__all__ = ["grpc_stand_in", "http_stand_in", "loopback_names"]
+__all__ = ["grpc_stand_in", "http_stand_in", "loopback_names", "untrusted_stand_in"]
 
 _LOOPBACK = "127.0.0.1"
 _NOT_A_STAND_IN = "it is not one of the demo's stand-ins, and the demo does no DNS"
@@ -50,10 +50,16 @@ def http_stand_in(*, bigquery_project: str) -> LocalOrigin:
     return origin
 
 
-def loopback_names(names: Iterable[str], address: tuple[str, int]) -> DirectGuard:
-    """Return a guard resolving *names* (and ``localhost``) to *address*, refusing any other."""
+def untrusted_stand_in() -> LocalOrigin:
+    """Return a (not yet started) origin whose CA, its own, no scenario trusts."""
+    return LocalOrigin()
+
+
+def loopback_names(names: Mapping[str, tuple[str, int]]) -> DirectGuard:
+    """Return a guard resolving each name (and ``localhost``) to its stand-in's address, and
+    refusing any other name."""
     hosts: dict[str, str | tuple[str, int]] = {"localhost": _LOOPBACK}
-    hosts.update(dict.fromkeys(names, address))
+    hosts.update(names)
     return DirectGuard(hosts, hint=_NOT_A_STAND_IN)
 
 

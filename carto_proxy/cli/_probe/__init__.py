@@ -20,6 +20,7 @@ from carto_proxy.cli._shared import (
     Source,
     UsageError,
     add_egress_list_option,
+    bounded,
     chosen_egress_lists,
     emit,
     emit_json,
@@ -30,7 +31,12 @@ from carto_proxy.cli._shared import (
 if TYPE_CHECKING:
     from carto_proxy.cli._probe._engine import ProbeResult
 
-__all__ = ["register", "run"]
+__all__ = ["MAX_CONCURRENCY", "MAX_TIMEOUT", "register", "run"]
+
+MAX_TIMEOUT = 3600.0
+"""The longest ``--timeout``: an hour per host, far below what socket timeouts overflow at."""
+MAX_CONCURRENCY = 64
+"""The most hosts probed at once (one thread each)."""
 
 
 def register(add: AddCommand) -> None:
@@ -55,17 +61,18 @@ def register(add: AddCommand) -> None:
     add_egress_list_option(parser, help="which of CARTO's egress lists to probe (default: all)")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=bounded(float, 0, MAX_TIMEOUT, unit="seconds"),
         default=5.0,
         metavar="SECONDS",
-        help="time allowed for each host, all steps together (default: 5)",
+        help=f"time allowed for each host, all steps together: 0 < SECONDS <= {MAX_TIMEOUT:g} "
+        "(default: 5)",
     )
     parser.add_argument(
         "--concurrency",
-        type=int,
+        type=bounded(int, 1, MAX_CONCURRENCY),
         default=8,
         metavar="N",
-        help="hosts probed at the same time (default: 8)",
+        help=f"hosts probed at the same time, 1 to {MAX_CONCURRENCY} (default: 8)",
     )
 
 
@@ -73,8 +80,6 @@ def run(args: argparse.Namespace, source: Source) -> int:
     """Run ``probe``; return the exit status."""
     from carto_proxy.cli._probe._engine import probe  # ssl, socket, threads: only for this command
 
-    if args.timeout <= 0 or args.concurrency < 1:
-        raise UsageError("--timeout must be positive and --concurrency at least 1")
     config = source.config()
     targets = _targets(args)
     progress = _Progress(len(targets)) if sys.stderr.isatty() and not args.json else None
