@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._config import ProxyConfig
-from ._hosts import format_authority, parse_host
+from ._hosts import format_authority, parse_host, parse_port
 from ._routing import Action, Route
 from ._stacks import capture, where
 from ._target import Protocol
@@ -343,7 +343,10 @@ def _port(port: object) -> int | None:
     if isinstance(port, bytes):
         port = port.decode("ascii", "replace")
     if isinstance(port, str):
-        port = int(port) if port.isascii() and port.isdigit() else _SERVICES.get(port.lower())
+        try:
+            return parse_port(port)
+        except ValueError:
+            return _SERVICES.get(port.lower())
     return port if isinstance(port, int) and 0 < port < 65536 else None
 
 

@@ -23,7 +23,15 @@ from urllib.parse import urlsplit
 
 from ._routing import Route, Rule
 
-__all__ = ["RouteEvent", "add_observer", "describe", "event_url", "observe", "publish", "watched"]
+__all__ = [
+    "RouteEvent",
+    "add_observer",
+    "describe_event",
+    "event_url",
+    "observe",
+    "publish",
+    "watched",
+]
 
 LOG = logging.getLogger("carto_proxy.route")
 # A library's records reach the application's handlers; without any, they stay silent rather
@@ -147,7 +155,9 @@ def publish(route: Route, adapter: str, method: str | None, url: object, hop: in
         _annotate_span(route)
     event = RouteEvent(route, adapter, method, event_url(url, route), hop)
     if debug:
-        LOG.debug(describe(event), extra={"carto_proxy_route": route, "carto_proxy_event": event})
+        LOG.debug(
+            describe_event(event), extra={"carto_proxy_route": route, "carto_proxy_event": event}
+        )
     for observer in _observers:
         try:
             observer(event)
@@ -155,7 +165,7 @@ def publish(route: Route, adapter: str, method: str | None, url: object, hop: in
             LOG.exception("route observer %r failed; the request goes on", observer)
 
 
-def describe(event: RouteEvent) -> str:
+def describe_event(event: RouteEvent) -> str:
     """One line for people, e.g. ``GET https://api.example.com:443/v1 → PROXY via
     http://proxy:3128 (rule proxy, HTTPS_PROXY) [httpx]``."""
     route = event.route

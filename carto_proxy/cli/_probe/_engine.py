@@ -25,7 +25,7 @@ from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Action, Route
 from carto_proxy._target import Protocol
 from carto_proxy._version import __version__
-from carto_proxy.cli._probe._x509 import CertificateInfo, describe
+from carto_proxy.cli._probe._x509 import CertificateInfo, certificate_info
 
 __all__ = ["RESULTS", "ProbeResult", "probe"]
 
@@ -136,7 +136,7 @@ def _probe_one(config: ProxyConfig, shown: str, route: Route, timeout: float) ->
             result.certificate = _refused_certificate(route, proxy_context, failure.hop, timeout)
         return result
     result.result = "reachable"
-    result.certificate = describe(der) if der else None
+    result.certificate = certificate_info(der) if der else None
     return result
 
 
@@ -161,7 +161,7 @@ def _walk(
                     clock,
                     "proxy",
                     "proxy_tls",
-                    lambda: _tls(sock, proxy_context, proxy.host, clock),
+                    lambda: _tls_handshake(sock, proxy_context, proxy.host, clock),
                 )
                 opened.append(sock)
                 if stop_at_proxy:
@@ -172,7 +172,9 @@ def _walk(
                 clock, "origin", "connect", lambda: _connect(target.host, target.port, clock)
             )
             opened.append(sock)
-        tls = _step(clock, "origin", "tls", lambda: _tls(sock, origin_context, target.host, clock))
+        tls = _step(
+            clock, "origin", "tls", lambda: _tls_handshake(sock, origin_context, target.host, clock)
+        )
         if isinstance(tls, socket.socket):
             opened.append(tls)
         return _peer(tls)
@@ -271,7 +273,7 @@ class _Tunnel:
             _send(self.sock, data, clock)
 
 
-def _tls(sock: Any, context: ssl.SSLContext, host: str, clock: _Clock) -> Any:
+def _tls_handshake(sock: Any, context: ssl.SSLContext, host: str, clock: _Clock) -> Any:
     if isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket):
         sock.settimeout(clock.left())
         return context.wrap_socket(sock, server_hostname=host)
@@ -310,4 +312,4 @@ def _refused_certificate(
             der = _walk(route, proxy_context, unverified, _Clock(timeout, {}))
     except _Failed:
         return None
-    return describe(der) if der else None
+    return certificate_info(der) if der else None

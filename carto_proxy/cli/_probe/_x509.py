@@ -11,7 +11,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["CertificateInfo", "describe"]
+__all__ = ["CertificateInfo", "certificate_info"]
 
 _SEQUENCE, _SET, _OID = 0x30, 0x31, 0x06
 _EXPLICIT_0, _EXPLICIT_3 = 0xA0, 0xA3
@@ -43,7 +43,7 @@ class _Malformed(Exception):
     pass
 
 
-def describe(der: bytes) -> CertificateInfo | None:
+def certificate_info(der: bytes) -> CertificateInfo | None:
     """Return the subject, issuer, expiry and SHA-256 fingerprint of a DER certificate."""
     try:
         tbs = _children(der, *_one(der, 0, _SEQUENCE))[0]
