@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -11,7 +12,6 @@ if TYPE_CHECKING:
     import ssl
 
 from . import _env, _helm, _tls
-from ._config_log import log_config
 from ._no_proxy import NoProxy
 from ._proxy_url import ProxyURL, parse_proxy, redact
 from ._routing import Route, Router
@@ -166,7 +166,10 @@ class ProxyConfig:
             return self._route_uncached(target, protocol, warehouse)
         if cached is not None:
             return cached
-        route = self._route_uncached(target, protocol, warehouse)
+        if key is target and type(target) is str:  # the common call, without another frame
+            route = self._router.decide(parse_target(target), None)
+        else:
+            route = self._route_uncached(target, protocol, warehouse)
         if len(routes) >= _ROUTE_CACHE_SIZE:
             routes.clear()  # bounded; a cleared cache only costs a re-decision
         routes[key] = route
@@ -309,8 +312,16 @@ def _coerce(kind: type[_E], value: object, name: str, target: str) -> _E | None:
 
 
 def _logged(config: ProxyConfig) -> ProxyConfig:
-    """*config*, once the ``carto_proxy.config`` logger has said how it was read."""
-    log_config(config)
+    """*config*, once the ``carto_proxy.config`` logger has said how it was read.
+
+    A process that never imported logging has configured no handler that could show the
+    records, so the logging module and ours (3 ms with threading) are only imported by one
+    that has.
+    """
+    if "logging" in sys.modules:
+        from ._config_log import log_config
+
+        log_config(config)
     return config
 
 

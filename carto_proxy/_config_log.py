@@ -12,21 +12,22 @@ configuration (which refuses credentials), and findings are scrubbed of user inf
 
 from __future__ import annotations
 
-import logging
 import re
+import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._env import CASE_PAIRS, Setting, Sources
 from ._proxy_url import redact
 
 if TYPE_CHECKING:
+    import logging
+
     from ._config import ProxyConfig
 
 __all__ = ["log_config", "summary"]
 
-LOG = logging.getLogger("carto_proxy.config")
-LOG.addHandler(logging.NullHandler())  # silent unless the application configures logging
+LOGGER = "carto_proxy.config"
 
 _SHOWN_ENTRIES = 8
 _WARNED_LIMIT = 1024
@@ -40,12 +41,23 @@ _warned: set[str] = set()
 def log_config(config: ProxyConfig) -> None:
     """Log how *config* was read (INFO) and what it accepted that deserves a WARNING."""
     sources = config.sources
-    if sources is None:
+    # A process that never imported logging has configured no handler that could show these
+    # records: importing it (8 ms) would only feed the NullHandler below.
+    module = sys.modules.get("logging")
+    if sources is None or module is None:
         return
-    if LOG.isEnabledFor(logging.INFO):
-        LOG.info(summary(config, sources))
-    if LOG.isEnabledFor(logging.WARNING):
-        _warn(config)
+    log = _logger(module)
+    if log.isEnabledFor(module.INFO):
+        log.info(summary(config, sources))
+    if log.isEnabledFor(module.WARNING):
+        _warn(log, config)
+
+
+def _logger(module: Any) -> logging.Logger:
+    log: logging.Logger = module.getLogger(LOGGER)
+    if not log.handlers:
+        log.addHandler(module.NullHandler())  # silent unless the application configures logging
+    return log
 
 
 def summary(config: ProxyConfig, sources: Sources) -> str:
@@ -98,7 +110,7 @@ def _entries(value: str) -> str:
     return f"{head},… ({len(entries)} entries)" if more > 0 else head
 
 
-def _warn(config: ProxyConfig) -> None:
+def _warn(log: logging.Logger, config: ProxyConfig) -> None:
     # Imported on first use: importing the diagnostics (a dozen modules) would add about 2 ms
     # to `from carto_proxy import ProxyConfig`.
     from ._codes import Severity
@@ -115,4 +127,4 @@ def _warn(config: ProxyConfig) -> None:
             if len(_warned) >= _WARNED_LIMIT:
                 _warned.clear()
             _warned.add(text)
-        LOG.warning("%s (read from %s)", text, origin, extra={"carto_proxy_code": finding.code})
+        log.warning("%s (read from %s)", text, origin, extra={"carto_proxy_code": finding.code})

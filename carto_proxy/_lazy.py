@@ -10,7 +10,11 @@ once (``from carto_proxy import ProxyConfig``).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+
+# typing and collections cost several milliseconds at start-up; only type checkers need them.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 __all__ = ["lazy_exports"]
 
