@@ -42,8 +42,8 @@ from ._hosts import format_authority, parse_host, parse_port
 from ._routing import Action, Route
 from ._stacks import capture, where
 from ._target import Protocol
-from ._unaudited import _local, is_exempt_address
-from .exceptions import TargetError
+from ._unaudited import is_exempt_address, is_unaudited, unaudited
+from .exceptions import ConfigError, TargetError
 
 __all__ = ["Audit", "Violation", "audit"]
 
@@ -119,9 +119,11 @@ class Audit:
 
     def __init__(self, config: ProxyConfig, on_violation: OnViolation) -> None:
         if not (callable(on_violation) or on_violation in ("warn", "raise")):
-            raise ValueError(
-                f"on_violation={on_violation!r}: give 'warn', 'raise' or a callable taking a "
-                "carto_proxy.Violation"
+            raise ConfigError(
+                "on_violation",
+                repr(on_violation)[:40],
+                "must be 'warn', 'raise' or a callable",
+                "give 'warn', 'raise' or a callable taking a carto_proxy.Violation",
             )
         self.config = config
         self._on_violation = on_violation
@@ -259,7 +261,7 @@ def audit(config: ProxyConfig | None = None, *, on_violation: OnViolation = "war
         :attr:`Audit.violations`.
 
     Raises:
-        ValueError: *on_violation* is none of these.
+        ConfigError: *on_violation* is none of these (a ``ValueError``).
     """
     global _audits, _installed
     handle = Audit(ProxyConfig.from_env() if config is None else config, on_violation)
@@ -285,29 +287,30 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
 
 def _dispatch(event: str, args: tuple[Any, ...]) -> None:
     """Judge one socket event under every active audit; raise the first refusal."""
-    if getattr(_local, "busy", False):
+    if is_unaudited():
         return  # the audit's own work (a log handler's socket, a callback), or unaudited()
-    _local.busy = True
-    try:
-        seen = _READERS[event](args)
-        if seen is None:
-            return
-        refusal: BaseException | None = None
-        for running in _audits:
+    with unaudited():
+        _judge(event, args)
+
+
+def _judge(event: str, args: tuple[Any, ...]) -> None:
+    seen = _READERS[event](args)
+    if seen is None:
+        return
+    refusal: BaseException | None = None
+    for running in _audits:
+        try:
+            violation = running._find(*seen)
+        except Exception:  # a bug here must never break the program's connections
+            LOG.debug("could not judge %s %r", event, seen, exc_info=True)
+            continue
+        if violation is not None:
             try:
-                violation = running._find(*seen)
-            except Exception:  # a bug here must never break the program's connections
-                LOG.debug("could not judge %s %r", event, seen, exc_info=True)
-                continue
-            if violation is not None:
-                try:
-                    running._act(violation)
-                except BaseException as error:  # a refusal, or what a callback raised
-                    refusal = refusal or error
-        if refusal is not None:
-            raise refusal
-    finally:
-        _local.busy = False
+                running._act(violation)
+            except BaseException as error:  # a refusal, or what a callback raised
+                refusal = refusal or error
+    if refusal is not None:
+        raise refusal
 
 
 Seen = tuple[str, int | None, Literal["resolve", "connect"]] | None

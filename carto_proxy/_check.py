@@ -10,7 +10,7 @@ from ._config import CALoading, ProxyConfig, build
 from ._diagnostics import Diagnostic, diagnose, from_error
 from .exceptions import ConfigError
 
-__all__ = ["check"]
+__all__ = ["check", "check_sources"]
 
 
 def check(
@@ -48,5 +48,14 @@ def check(
         if error.code != _helm.HELM_CODE:
             raise  # the file itself cannot be read
         return [from_error(error)]
+    return check_sources(sources, ca=ca)[1]
+
+
+def check_sources(
+    sources: _env.Sources, *, ca: CALoading = "load"
+) -> tuple[ProxyConfig, list[Diagnostic]]:
+    """Build a configuration from variables already read, as :func:`check` does (each refused
+    value a finding, treated as unset); return it and its findings."""
     errors: list[ConfigError] = []
-    return diagnose(build(sources, errors, ca=ca), errors, ca=ca)
+    config = build(sources, errors, ca=ca)
+    return config, diagnose(config, errors, ca=ca)

@@ -15,7 +15,7 @@ from . import _env, _helm, _tls
 from ._no_proxy import NoProxy
 from ._proxy_url import ProxyURL, parse_proxy, redact
 from ._routing import Route, Router
-from ._target import Protocol, parse_target
+from ._target import Protocol, parse_target, target_text
 from ._warehouses import Warehouse
 from .exceptions import ConfigError, TargetError
 
@@ -157,6 +157,8 @@ class ProxyConfig:
         Raises:
             TargetError: the target, protocol or warehouse cannot be parsed.
         """
+        if type(target) is not str:  # a URL object is cached by its text; anything else refused
+            target = target_text(target)
         # The common call, a target alone, is keyed by the target itself: no tuple to build.
         key = target if protocol is None and warehouse is None else (target, protocol, warehouse)
         routes = self._routes
@@ -166,7 +168,7 @@ class ProxyConfig:
             return self._route_uncached(target, protocol, warehouse)
         if cached is not None:
             return cached
-        if key is target and type(target) is str:  # the common call, without another frame
+        if key is target:  # the common call, without another frame
             route = self._router.decide(parse_target(target), None)
         else:
             route = self._route_uncached(target, protocol, warehouse)
@@ -175,9 +177,7 @@ class ProxyConfig:
         routes[key] = route
         return route
 
-    def _route_uncached(self, target: object, protocol: object, warehouse: object) -> Route:
-        if not isinstance(target, str):
-            target = _as_text(target)
+    def _route_uncached(self, target: str, protocol: object, warehouse: object) -> Route:
         if protocol is not None:
             protocol = _coerce(Protocol, protocol, "protocol", target)
         if warehouse is not None:
@@ -282,22 +282,6 @@ class ProxyConfig:
 _E = TypeVar("_E", Protocol, Warehouse)
 
 
-def _as_text(target: object) -> str:
-    """The text of a URL object: ``httpx.URL``, ``yarl.URL``, ``urllib.parse`` results.
-
-    Raises:
-        TargetError: *target* is not a URL object (``None``, bytes, a number...).
-    """
-    geturl = getattr(target, "geturl", None)  # urllib.parse results: str() is their repr
-    if callable(geturl):
-        return str(geturl())
-    if hasattr(target, "scheme") and hasattr(target, "host"):  # httpx.URL, yarl.URL
-        return str(target)
-    raise TargetError(
-        f"<{type(target).__name__}>", "a target is a URL or host[:port] string, or a URL object"
-    )
-
-
 def _coerce(kind: type[_E], value: object, name: str, target: str) -> _E | None:
     if value is None or isinstance(value, kind):
         return value
@@ -336,7 +320,13 @@ def build(
     path and :meth:`ProxyConfig.extra_ca_certs` reads it when it is needed.
     """
     if ca not in ("load", "defer"):
-        raise ValueError(f"ca must be 'load' or 'defer', not {ca!r}")
+        raise ConfigError(
+            "ca",
+            redact(str(ca), keep_user=False)[:40],
+            "must be 'load' or 'defer'",
+            "pass ca='load' to read NODE_EXTRA_CA_CERTS now, or ca='defer' when the file is on "
+            "another machine",
+        )
 
     def attempt(parse: Callable[[], _T], default: _T) -> _T:
         try:

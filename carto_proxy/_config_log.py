@@ -12,13 +12,12 @@ configuration (which refuses credentials), and findings are scrubbed of user inf
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 from ._env import CASE_PAIRS, Setting, Sources
-from ._proxy_url import redact
+from ._proxy_url import redact, scrub
 
 if TYPE_CHECKING:
     import logging
@@ -31,8 +30,6 @@ LOGGER = "carto_proxy.config"
 
 _SHOWN_ENTRIES = 8
 _WARNED_LIMIT = 1024
-# scheme://user[:password]@ or user[:password]@, wherever it appears in a finding.
-_USER_INFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)?[^\s/@'\",]+@")
 
 _lock = threading.Lock()
 _warned: set[str] = set()
@@ -120,7 +117,7 @@ def _warn(log: logging.Logger, config: ProxyConfig) -> None:
     for finding in diagnose(config, ca="defer"):  # never read a deferred CA file here
         if finding.severity is not Severity.WARNING:
             continue
-        text = _USER_INFO.sub(lambda m: f"{m.group(1) or ''}***@", str(finding))
+        text = scrub(str(finding), keep_user=False)
         with _lock:
             if text in _warned:
                 continue

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from ._hosts import IPAddress, as_ip, normalize_name, parse_host, split_authority
 from ._proxy_url import redact
 
-__all__ = ["NoProxy"]
+__all__ = ["NoProxy", "parse_cidr"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _NETWORK_TYPES = (ipaddress.IPv4Network, ipaddress.IPv6Network)
@@ -238,11 +238,9 @@ def _parse_entry(entry: str) -> _Parsed:
         return "user information (user:password@) is not part of NO_PROXY; write the host only"
     if "://" in entry or ("/" in entry and not _looks_like_cidr(entry)):
         return "schemes and paths are not part of NO_PROXY; write the host name only"
-    if "@" in entry:  # checked before the port, whose error would quote the password
-        return "user information is not part of NO_PROXY; write the host name only"
     if "/" in entry:
         try:
-            return ipaddress.ip_network(entry.strip("[]").replace("]/", "/"), strict=False)
+            return parse_cidr(entry)[0]
         except ValueError:
             return "not a valid CIDR block (write e.g. 10.0.0.0/8 or 2001:db8::/32)"
     try:
@@ -267,6 +265,20 @@ def _name_entry(host: str, port: int | None) -> _Parsed:
     if name is None:
         return "not a valid host name, IP address or CIDR block"
     return name, port
+
+
+def parse_cidr(entry: str) -> tuple[_Network, IPAddress]:
+    """Read a CIDR entry (``10.0.0.0/8``, ``2001:db8::/32``, ``[2001:db8::]/32``).
+
+    Returns the block (host bits cleared, as matching uses it) and the address as written.
+
+    Raises:
+        ValueError: not a CIDR block.
+    """
+    address, slash, prefix = entry.strip("[]").replace("]/", "/").partition("/")
+    if not slash:
+        raise ValueError(f"{entry!r} has no prefix length")
+    return ipaddress.ip_network(f"{address}/{prefix}", strict=False), ipaddress.ip_address(address)
 
 
 def _looks_like_cidr(entry: str) -> bool:

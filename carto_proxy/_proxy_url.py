@@ -9,7 +9,7 @@ from typing import NamedTuple
 from ._hosts import format_authority, parse_host, split_authority
 from .exceptions import ConfigError
 
-__all__ = ["ParsedProxy", "ProxyURL", "parse_proxy", "redact", "redact_list"]
+__all__ = ["ParsedProxy", "ProxyURL", "parse_proxy", "redact", "redact_list", "scrub"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -91,6 +91,20 @@ def redact(value: str, *, keep_user: bool = True) -> str:
     else:
         masked = "***"
     return f"{head}{masked}@{hostpart}"
+
+
+# A token of free text that holds an '@': user information may follow a scheme and may hold
+# '/', '?', '#' or ':' (a password), so the token runs to the next space, quote or separator.
+_AT_TOKEN = re.compile(r"[^\s'\",()<>\[\]]*@[^\s'\",()<>]*")
+
+
+def scrub(text: str, *, keep_user: bool = True) -> str:
+    """Mask the user information of every URL-like token in free *text* (see :func:`redact`).
+
+    For texts that quote values the parsers never saw (messages, findings, CLI output): a
+    value already redacted stays as it is.
+    """
+    return _AT_TOKEN.sub(lambda match: redact(match.group(), keep_user=keep_user), text)
 
 
 def redact_list(value: str) -> str:

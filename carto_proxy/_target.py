@@ -11,7 +11,7 @@ from ._proxy_url import redact
 from ._warehouses import Warehouse
 from .exceptions import TargetError
 
-__all__ = ["ParsedTarget", "Protocol", "Target", "parse_target"]
+__all__ = ["ParsedTarget", "Protocol", "Target", "parse_target", "target_text"]
 
 
 class Protocol(str, enum.Enum):
@@ -219,3 +219,19 @@ def _user_info_cut_short(text: str) -> bool:
 
 def _error(text: str, problem: str) -> TargetError:
     return TargetError(redact(text, keep_user=False), problem)
+
+
+def target_text(target: object) -> str:
+    """The text of a URL object: ``httpx.URL``, ``yarl.URL``, ``urllib.parse`` results.
+
+    Raises:
+        TargetError: *target* is not a URL object (``None``, bytes, a number...).
+    """
+    geturl = getattr(target, "geturl", None)  # urllib.parse results: str() is their repr
+    if callable(geturl):
+        return str(geturl())
+    if hasattr(target, "scheme") and hasattr(target, "host"):  # httpx.URL, yarl.URL
+        return str(target)
+    raise TargetError(
+        f"<{type(target).__name__}>", "a target is a URL or host[:port] string, or a URL object"
+    )

@@ -8,6 +8,7 @@ documents it as a proxy setting, so origins stay verified.
 
 from __future__ import annotations
 
+import _thread  # the lock below; `threading` would cost 1 ms of every import
 import os
 import re
 from typing import TYPE_CHECKING
@@ -99,24 +100,37 @@ def bundle_pem(extra_pem: str | None) -> str:
 def bundle_path(extra_pem: str | None) -> str:
     """Path of a PEM file holding :func:`bundle_pem`, for clients that only take a path.
 
-    Without an extra CA this is certifi's own file. Otherwise the file is written once per
-    content into the temporary directory (named by its digest, written atomically).
+    Without an extra CA this is certifi's own file. Otherwise the bundle is written once per
+    content and process, into a directory of this process's own (``mkdtemp``: mode 0700, a
+    name nobody can guess or create first), removed when the process exits. A shared,
+    predictable path would let another local user plant a CA there first.
     """
-    import hashlib
-    import tempfile
-
     import certifi
 
     if not extra_pem:
         return certifi.where()
     pem = bundle_pem(extra_pem)
-    digest = hashlib.sha256(pem.encode("ascii", "replace")).hexdigest()[:16]
-    path = os.path.join(tempfile.gettempdir(), f"carto_proxy-ca-{digest}.pem")
-    if not os.path.exists(path):
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".carto_proxy-ca-")
-        with os.fdopen(fd, "w", encoding="ascii", errors="replace") as handle:
-            handle.write(pem)
-        os.replace(tmp, path)
+    with _bundles_lock:
+        path = _bundles.get(pem)
+        if path is None:
+            path = _bundles[pem] = _write_bundle(pem)
+    return path
+
+
+_bundles: dict[str, str] = {}  # bundle PEM -> its file, for this process
+_bundles_lock = _thread.allocate_lock()
+
+
+def _write_bundle(pem: str) -> str:
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="carto_proxy-ca-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    path = os.path.join(directory, "bundle.pem")
+    with open(path, "w", encoding="ascii", errors="replace") as handle:
+        handle.write(pem)
     return path
 
 

@@ -20,13 +20,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["exempt_address", "is_exempt_address", "unaudited"]
+__all__ = ["exempt_address", "is_exempt_address", "is_unaudited", "unaudited"]
 
 # ``busy`` is set while the thread's events are not judged: inside unaudited(), and while an
 # audit does its own work (a log handler's socket, a callback).
 _local = threading.local()
 _lock = threading.Lock()
 _addresses: dict[tuple[str, int], int] = {}  # address: how many exemptions hold it
+
+
+def is_unaudited() -> bool:
+    """Whether the current thread's events are left unjudged (inside :func:`unaudited`)."""
+    return bool(getattr(_local, "busy", False))
 
 
 @contextmanager

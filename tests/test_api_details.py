@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.parse
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from carto_proxy import (
     Rule,
     TargetError,
     Warehouse,
+    check,
 )
 
 from .test_routing import CARTO_HTTP
@@ -130,3 +132,16 @@ def test_a_replaced_config_no_longer_describes_its_old_sources() -> None:
     assert variant == ProxyConfig(https_proxy=ProxyURL.parse("http://other:3128"))
     with pytest.raises(TypeError):
         ProxyConfig(sources=config.sources)  # type: ignore[call-arg]
+
+
+def test_a_tuple_target_is_refused_not_served_from_the_cache() -> None:
+    config = ProxyConfig.from_env(environ={"https_proxy": "http://proxy:3128"})
+    config.route("x.example", protocol="grpc")  # caches the key ("x.example", "grpc", None)
+    with pytest.raises(TargetError):
+        config.route(("x.example", "grpc", None))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("make", [ProxyConfig.from_env, lambda **kw: check(environ={}, **kw)])
+def test_a_bad_ca_mode_is_a_config_error(make: Any) -> None:
+    with pytest.raises(ConfigError, match="'load' or 'defer'"):
+        make(ca="lod")

@@ -122,3 +122,26 @@ def test_ssl_contexts(ca_file: Path) -> None:
     )
     verified = ProxyConfig.from_env(environ={"NODE_EXTRA_CA_CERTS": str(ca_file)})
     assert verified.proxy_ssl_context().verify_mode is ssl.CERT_REQUIRED
+
+
+def test_ca_bundle_file_is_private_to_the_process(ca_file: Path, tmp_path: Path) -> None:
+    import hashlib
+    import stat
+    import tempfile
+
+    config = ProxyConfig.from_env(environ={"NODE_EXTRA_CA_CERTS": str(ca_file)})
+    pem = config.ca_bundle_pem()
+    # Another local user plants a CA at the shared, predictable path older versions used.
+    digest = hashlib.sha256(pem.encode("ascii", "replace")).hexdigest()[:16]
+    planted = Path(tempfile.gettempdir(), f"carto_proxy-ca-{digest}.pem")
+    planted.write_text("-----BEGIN CERTIFICATE-----\nplanted\n-----END CERTIFICATE-----\n")
+    try:
+        path = Path(config.ca_bundle_path())
+        assert path != planted
+        assert path.read_text() == pem
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert config.ca_bundle_path() == str(path)  # written once per content
+        other = ProxyConfig.from_env(environ={"NODE_EXTRA_CA_CERTS": str(ca_file)})
+        assert other.ca_bundle_path() == str(path)
+    finally:
+        planted.unlink()

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from carto_proxy._no_proxy import NoProxy
+from carto_proxy._no_proxy import NoProxy, parse_cidr
 from carto_proxy._routing import Rule
 
 from ._diagnostic import Diagnostic, finding
@@ -82,11 +82,11 @@ def _lists(config: ProxyConfig) -> Iterator[tuple[str, NoProxy, frozenset[str], 
 def _wide_block(
     variable: str, entry: str, block: ipaddress.IPv4Network | ipaddress.IPv6Network
 ) -> Iterator[Diagnostic]:
-    written = entry.strip("[]").replace("]/", "/").partition("/")[0]
+    written = parse_cidr(entry)[1]
     if block.prefixlen == 0:
         meaning = f"every IPv{block.version} address: every IP-literal target goes direct"
         fix = "list the networks the services really use"
-    elif int(ipaddress.ip_address(written)) != int(block.network_address):
+    elif int(written) != int(block.network_address):
         meaning = (
             f"the whole block {block} ({block.network_address} to {block.broadcast_address}): "
             "the bits after the prefix length are dropped"

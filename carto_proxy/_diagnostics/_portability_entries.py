@@ -9,11 +9,11 @@ carto_proxy reads the original (:attr:`EntryRule.rewrite`). The lint reports the
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator, Set
 from typing import NamedTuple
 
 from carto_proxy._hosts import as_ip, normalize_name, split_authority
+from carto_proxy._no_proxy import parse_cidr
 from carto_proxy._proxy_url import redact
 
 from ._diagnostic import Diagnostic, finding
@@ -127,7 +127,7 @@ def _star(*, alone: bool) -> EntryRule:
 
 def _cidr(entry: str) -> Iterator[EntryRule]:
     try:
-        block = ipaddress.ip_network(entry, strict=False)  # host bits cleared, as carto_proxy
+        block, _ = parse_cidr(entry)  # read as routing reads it, host bits cleared
     except ValueError:
         return  # carto_proxy ignores it too: check() reports it (CP201)
     # A small block is its addresses, which every tool that reads an address entry matches.

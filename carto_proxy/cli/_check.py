@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from carto_proxy import _env
-from carto_proxy._config import CALoading, build
+from carto_proxy._check import check_sources
+from carto_proxy._config import CALoading
 from carto_proxy._diagnostics import (
     TOOLS,
     Diagnostic,
     Severity,
-    diagnose,
     from_error,
     lint,
     tool_names,
@@ -94,9 +94,8 @@ def gather_sources(
     sources: _env.Sources, *, ca: CALoading = "load"
 ) -> tuple[list[Diagnostic], list[Diagnostic]]:
     """The diagnostics and the portability findings of variables already read."""
-    errors: list[ConfigError] = []
-    config = build(sources, errors, ca=ca)
-    return diagnose(config, errors, ca=ca), lint(config)
+    config, diagnostics = check_sources(sources, ca=ca)
+    return diagnostics, lint(config)
 
 
 def _status(

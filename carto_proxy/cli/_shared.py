@@ -11,7 +11,6 @@ import errno
 import json
 import math
 import os
-import re
 import shutil
 import stat
 import sys
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from carto_proxy import _env, _helm
 from carto_proxy._config import CALoading, ProxyConfig, build
 from carto_proxy._proxy_url import redact
+from carto_proxy._proxy_url import scrub as scrub_text
 from carto_proxy._routing import Route
 from carto_proxy.exceptions import ConfigError, MissingExtraError
 
@@ -52,11 +52,9 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 
-# scheme://user:password@ -> scheme://user:***@, wherever it appears in a text.
 _TRUST_VARIABLES = frozenset(
     {"NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED", "trustedCACerts.value"}
 )
-_SECRET = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/@:'\"]*):[^\s/@'\"]*@")
 
 
 class UsageError(Exception):
@@ -219,8 +217,8 @@ def chosen_egress_lists(data: EgressData, args: argparse.Namespace) -> tuple[Egr
 
 
 def scrub(text: str) -> str:
-    """Mask anything in *text* shaped like a password in a URL."""
-    return _SECRET.sub(r"\1:***@", text)
+    """Mask the password of anything URL-like in *text*, as :func:`_proxy_url.scrub` does."""
+    return scrub_text(text)
 
 
 def emit(text: str = "", *, stream: TextIO | None = None) -> None:

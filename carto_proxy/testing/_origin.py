@@ -121,17 +121,40 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(canned.body)
 
     def _read_body(self) -> bytes:
-        # The whole body must be read, or the next request on a kept-alive connection is garbage.
-        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(min(length, _MAX_BODY)) if length > 0 else b""
-        body = b""
+        """The request body, of which at most ``_MAX_BODY`` bytes are kept.
+
+        A body it cannot frame for sure (a bad ``Content-Length``, both ``Transfer-Encoding``
+        and ``Content-Length``, a bad chunk size) or does not read whole (over the limit) ends
+        the connection after the answer: what is left unread must never be taken for the next
+        request on a kept-alive connection.
+        """
+        chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        length = self.headers.get("Content-Length")
+        try:
+            if chunked and length is None:
+                return self._read_chunks()
+            if chunked or not (length is None or (length.isdigit() and len(length) <= 12)):
+                raise ValueError("framing in doubt")
+            size = int(length or 0)
+            self.close_connection = self.close_connection or size > _MAX_BODY  # not read whole
+            return self.rfile.read(min(size, _MAX_BODY))
+        except ValueError:
+            self.close_connection = True
+            return b""
+
+    def _read_chunks(self) -> bytes:
+        body = bytearray()
         while size := int(self.rfile.readline(66).split(b";")[0].strip() or b"0", 16):
-            body += self.rfile.read(size)[: max(0, _MAX_BODY - len(body))]
+            while size > 0:  # a chunk is read in pieces: its size is the client's to choose
+                piece = self.rfile.read(min(size, 65536))
+                if not piece:
+                    raise ValueError("the body ended inside a chunk")
+                body += piece[: max(0, _MAX_BODY - len(body))]
+                size -= len(piece)
             self.rfile.readline(3)  # the CRLF closing the chunk
         while self.rfile.readline(65537).strip():
             pass  # trailer fields, up to the blank line
-        return body
+        return bytes(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # tests read origin.requests instead

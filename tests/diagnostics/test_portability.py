@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from carto_proxy import ProxyConfig, Severity, check
+from carto_proxy import ProxyConfig, Rule, Severity, check
 from carto_proxy._diagnostics import TOOLS, Diagnostic, lint, tool_names
 
 RETIRED = {"CP520", "CP521", "CP522", "CP524", "CP526", "CP527", "CP531"}
@@ -255,3 +255,11 @@ def test_a_domain_listed_with_and_without_its_dot_is_read_alike_by_every_tool() 
     assert entry_findings("corp.example,.corp.example") == []
     assert codes(entry_findings("corp.example,.other.example")) == ["CP502", "CP503"]
     assert codes(entry_findings("corp.example:8443,.corp.example:8443")) == ["CP504", "CP504"]
+
+
+@pytest.mark.parametrize("entry", ["2001:db8::/32", "[2001:db8::]/32"])
+def test_a_cidr_entry_is_read_as_routing_reads_it(entry: str) -> None:
+    # carto_proxy uses both spellings; the lint must judge both (one CIDR reader for all).
+    route = ProxyConfig.from_env(environ={"no_proxy": entry}).route("https://[2001:db8::1]/")
+    assert route.rule is Rule.NO_PROXY
+    assert "CP506" in codes(entry_findings(entry))
