@@ -21,7 +21,7 @@ from carto_proxy._routing import Rule
 
 from ._diagnostic import Diagnostic, finding, sort_findings
 from ._portability_entries import entry_findings
-from ._portability_variables import variable_findings
+from ._portability_variables import variable_portability
 from ._tools import ALL_TOOLS
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def lint(config: ProxyConfig) -> list[Diagnostic]:
     sources = config.sources
     if sources is not None:
         for name in _env.CASE_PAIRS:
-            found += variable_findings(sources.get(name))
+            found += variable_portability(sources.get(name))
     for name, no_proxy, readers in exclusion_lists(config):
         ignored = {item.entry for item in no_proxy.ignored}
         found += entry_findings(_shown_name(sources, name), no_proxy.entries, readers, ignored)

@@ -14,12 +14,12 @@ from carto_proxy import _env
 from ._diagnostic import Diagnostic, finding
 from ._tools import ALL_TOOLS, tool_names
 
-__all__ = ["variable_findings"]
+__all__ = ["variable_portability"]
 
 _PROXY_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "GRPC_PROXY")
 
 
-def variable_findings(setting: _env.Setting) -> Iterator[Diagnostic]:
+def variable_portability(setting: _env.Setting) -> Iterator[Diagnostic]:
     """Spaces around a proxy value, and an ``https://`` proxy urllib cannot use."""
     name = setting.name
     if name not in _PROXY_NAMES or setting.value is None:
