@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from carto_proxy import ConfigError, ProxyConfig
 from carto_proxy.testing import LocalOrigin
+from tests.adapters.http_cases import closed_port
 from tests.support.fake_snowflake import (
     ACCOUNT,
     LOGIN_PATH,
@@ -171,6 +173,29 @@ def test_result_batches_pickle_with_the_routing_and_fetch_without_a_connection(
     rows = [int(row[0]) for batch in copies for row in batch.create_iter()]
     assert rows == [1, 2, 3, 4]
     assert [request.path for request in chunk_store.requests] == ["/chunk_0"]
+
+
+@pytest.mark.skipif(INSTALLED < 5, reason="result batches fetch by themselves on 5.x only")
+def test_a_detached_chunk_download_is_sent_as_the_requests_adapter_sends(
+    chunk_store: LocalOrigin,
+) -> None:
+    from carto_proxy.adapters._snowflake_batches import _chunk_session
+
+    with _chunk_session(ProxyConfig.direct()) as http:
+        with pytest.raises(ConfigError, match=r"verify=False"):
+            http.get(f"http://127.0.0.1:{chunk_store.port}/detached", verify=False, timeout=5)
+        # Chunk headers come from the server: a Proxy-Authorization among them goes nowhere.
+        http.get(
+            f"http://127.0.0.1:{chunk_store.port}/detached",
+            headers={"Proxy-Authorization": "Basic eDp5"},
+            timeout=5,
+        )
+        with pytest.raises(requests.ConnectionError) as refused:
+            http.get(f"http://127.0.0.1:{closed_port()}/chunk_1", timeout=5)
+    sent = [request for request in chunk_store.requests if request.path == "/detached"]
+    assert [request.headers.get("proxy-authorization") for request in sent] == [None]
+    assert "[carto_proxy: http://127.0.0.1:" in str(refused.value)
+    assert ", rule " in str(refused.value)
 
 
 # -- SQLAlchemy --------------------------------------------------------------------------
