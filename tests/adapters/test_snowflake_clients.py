@@ -198,6 +198,38 @@ def test_a_detached_chunk_download_is_sent_as_the_requests_adapter_sends(
     assert ", rule " in str(refused.value)
 
 
+@pytest.mark.skipif(INSTALLED >= 5, reason="the classic driver's sessions (4.x)")
+def test_4x_sessions_route_by_origin_and_build_the_ca_bundle_once(
+    chunk_store: LocalOrigin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snowflake.connector.vendored import requests as vendored
+
+    from carto_proxy.adapters._snowflake_classic import SnowflakeSessionAdapter
+
+    built: list[str] = []
+    bundle_path = ProxyConfig.ca_bundle_path
+    monkeypatch.setattr(
+        ProxyConfig, "ca_bundle_path", lambda self: built.append("path") or bundle_path(self)
+    )
+    config = ProxyConfig.from_env(environ={"no_proxy": "localhost"})
+    known = set(config._routes)
+    with vendored.Session() as http:
+        http.mount("http://", SnowflakeSessionAdapter(config))
+        # Presigned chunk URLs: a path and a signature of their own each.
+        replies = [
+            http.get(
+                f"http://127.0.0.1:{chunk_store.port}/chunk_{n}?X-Amz-Signature=s{n}", timeout=5
+            )
+            for n in range(3)
+        ]
+    assert [reply.status_code for reply in replies] == [200] * 3
+    assert built == ["path"]
+    cached = [str(key) for key in config._routes if key not in known]
+    assert len(cached) == 1  # one route for the origin, not one per chunk
+    assert f"127.0.0.1:{chunk_store.port}" in cached[0]
+    assert "chunk_" not in cached[0]
+
+
 # -- SQLAlchemy --------------------------------------------------------------------------
 
 
