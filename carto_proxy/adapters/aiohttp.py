@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from carto_proxy._config import ProxyConfig
 from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
-from carto_proxy.adapters._aiohttp_errors import NAMED_ERRORS, name_aiohttp_route, origin
+from carto_proxy.adapters._aiohttp_errors import NAMED_ERRORS, name_aiohttp_route
 from carto_proxy.adapters._aiohttp_tls import (
     ProxyHopContext,
     check_tls_in_tls,
@@ -81,6 +81,15 @@ _CONNECTOR_FIX = (
 )
 
 
+def _origin(url: URL) -> str:
+    """``scheme://host[:port]`` of *url*: what routing depends on (never its path, nor its user
+    information, which must not become a cache key)."""
+    host = url.raw_host or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    return f"{url.scheme}://{host}" if url.port is None else f"{url.scheme}://{host}:{url.port}"
+
+
 class _Router:
     """A session's configuration, the proxy and ``ssl`` each route gets, and its hop marks."""
 
@@ -103,13 +112,13 @@ class _Router:
         """The route of *url* (joined to the base URL); nothing is told to anyone."""
         if self.base_url is not None and not url.absolute:
             url = self.base_url.join(url)
-        return self.config.route(origin(url))
+        return self.config.route(_origin(url))
 
     def decide(
         self, request: object, method: str, url: URL, headers: Any, server_hostname: str | None
     ) -> tuple[Route, URL | None, ssl.SSLContext]:
         """Route one hop about to be built, publish it; return its route, proxy and context."""
-        key = origin(url)
+        key = _origin(url)
         decided = self._decided.get(key)
         if decided is None:
             decided = self._decide(key)
