@@ -326,7 +326,7 @@ def session(
         ConfigError: an argument would bypass the routing or the TLS settings (CP400):
             ``proxy=``, ``proxy_auth=``, ``trust_env=True``, ``request_class=``, or a
             ``connector=`` not built by :func:`connector`; or an ``https://`` proxy for
-            https targets on a Python where aiohttp cannot speak TLS through TLS (CP402).
+            https targets on a Python where aiohttp cannot speak TLS through TLS (CP403).
             Per request, ``proxy=``, ``proxy_auth=`` and any ``ssl=`` / ``verify_ssl=`` /
             ``ssl_context=`` / ``fingerprint=`` are refused the same way.
     """
