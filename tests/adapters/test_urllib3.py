@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import ssl
+import threading
 from typing import Any
 
 import pytest
@@ -294,3 +299,44 @@ def test_a_pool_from_its_context_sends_through_the_route(
         tunnels = [(record.host, record.port) for record in proxy.tunnels]
     assert replies == ["/context/127.0.0.1", "/context/localhost"]
     assert tunnels == [("127.0.0.1", origins.https.port)]  # localhost went direct
+
+
+def _interrupt_main_thread(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.integration
+def test_an_interrupted_handshake_leaves_no_descriptor_open() -> None:
+    # A proxy that reads the CONNECT, then interrupts the client (as Ctrl-C would) while it
+    # waits for the answer: the deadline's duplicated socket must be closed all the same.
+    listener = socket.create_server(("127.0.0.1", 0))
+    main = threading.get_ident()
+
+    def proxy() -> None:
+        with contextlib.suppress(OSError), listener.accept()[0] as client:
+            client.settimeout(TIMEOUT)
+            client.recv(4096)  # the CONNECT: the client now blocks for the answer
+            signal.pthread_kill(main, signal.SIGUSR1)
+            client.recv(1)  # until the client goes
+
+    previous = signal.signal(signal.SIGUSR1, _interrupt_main_thread)
+    thread = threading.Thread(target=proxy, daemon=True)
+    try:
+        config = ProxyConfig.from_env(
+            environ={"HTTPS_PROXY": f"http://127.0.0.1:{listener.getsockname()[1]}"}
+        )
+        manager = pool_manager(config, timeout=TIMEOUT, retries=False)
+        before = _open_descriptors()
+        thread.start()
+        with pytest.raises(KeyboardInterrupt):
+            manager.request("GET", "https://a.test/")  # urllib3 closes the connection
+        thread.join(TIMEOUT)  # the proxy's side is closed too
+        assert _open_descriptors() == before
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        listener.close()
+        thread.join(TIMEOUT)
+
+
+def _open_descriptors() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
