@@ -19,6 +19,8 @@ from carto_proxy._warehouses import Warehouse
 from carto_proxy.exceptions import ConfigError, MissingExtraError
 
 __all__ = [
+    "ROUTING_FIX",
+    "TRUST_FIX",
     "InnerClients",
     "built_here",
     "explain",
@@ -28,11 +30,23 @@ __all__ = [
     "publish_route",
     "refusal",
     "refuse_arguments",
+    "refuse_trust_env",
     "report_route",
     "resolve_config",
 ]
 
 _C = TypeVar("_C")
+
+ROUTING_FIX = (
+    "remove it: carto_proxy routes every request from the ProxyConfig "
+    "(HTTP_PROXY, HTTPS_PROXY, NO_PROXY); change the configuration instead"
+)
+"""How to fix an argument that would route requests on its own."""
+TRUST_FIX = (
+    "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs in "
+    "NODE_EXTRA_CA_CERTS (NODE_TLS_REJECT_UNAUTHORIZED=0 skips the proxy's certificate only)"
+)
+"""How to fix an argument that would replace the origin verification."""
 
 
 def resolve_config(config: ProxyConfig | None) -> ProxyConfig:
@@ -214,6 +228,19 @@ def refuse_arguments(
                 "this argument would bypass carto_proxy's routing or TLS settings",
                 fix,
             )
+
+
+def refuse_trust_env(kwargs: MutableMapping[str, Any], *, adapter: str, reads: str) -> None:
+    """Take ``trust_env`` out of *kwargs*; raise :class:`ConfigError` unless it is ``False``.
+
+    *reads* says what the client would read from the environment on its own.
+    """
+    if kwargs.pop("trust_env", False) is not False:
+        raise refusal(
+            f"{adapter}(trust_env=True)",
+            f"{reads} on its own",
+            "remove it: carto_proxy reads the environment once, into the ProxyConfig",
+        )
 
 
 def refusal(argument: str, problem: str, fix: str) -> ConfigError:

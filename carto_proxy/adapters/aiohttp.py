@@ -46,6 +46,8 @@ from carto_proxy.adapters._aiohttp_tls import (
     proxy_hop_context,
 )
 from carto_proxy.adapters._common import (
+    ROUTING_FIX,
+    TRUST_FIX,
     InnerClients,
     built_here,
     explain,
@@ -54,6 +56,7 @@ from carto_proxy.adapters._common import (
     publish_route,
     refusal,
     refuse_arguments,
+    refuse_trust_env,
     resolve_config,
 )
 from carto_proxy.adapters._handshake import check_handshake_timeout, describe_timeout
@@ -67,14 +70,6 @@ else:
 
 __all__ = ["connector", "route_for", "session"]
 
-_ROUTING_FIX = (
-    "remove it: carto_proxy routes every request from the ProxyConfig "
-    "(HTTP_PROXY, HTTPS_PROXY, NO_PROXY); change the configuration instead"
-)
-_TRUST_FIX = (
-    "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs in "
-    "NODE_EXTRA_CA_CERTS (NODE_TLS_REJECT_UNAUTHORIZED=0 skips the proxy's certificate only)"
-)
 _CONNECTOR_FIX = (
     "build it with carto_proxy.adapters.aiohttp.connector(...), which takes the "
     "aiohttp.TCPConnector arguments (limit=, ttl_dns_cache=, keepalive_timeout=...) except ssl"
@@ -209,9 +204,7 @@ def _request_class(router: _Router) -> type[aiohttp.ClientRequest]:
 def _refuse_request_arguments(kwargs: dict[str, Any]) -> None:
     adapter = "carto_proxy.adapters.aiohttp session request"
     if kwargs.get("proxy") is not None:
-        raise refusal(
-            f"{adapter}(proxy=...)", "it would bypass carto_proxy's routing", _ROUTING_FIX
-        )
+        raise refusal(f"{adapter}(proxy=...)", "it would bypass carto_proxy's routing", ROUTING_FIX)
     if kwargs.get("proxy_auth") is not None:
         raise refusal(
             f"{adapter}(proxy_auth=...)",
@@ -223,7 +216,7 @@ def _refuse_request_arguments(kwargs: dict[str, Any]) -> None:
             f"{adapter}(ssl=/verify_ssl=/ssl_context=/fingerprint=...)",
             "aiohttp would use it for the proxy hop and the origin alike, replacing the "
             "verification carto_proxy configures",
-            _TRUST_FIX,
+            TRUST_FIX,
         )
 
 
@@ -297,7 +290,7 @@ def connector(
         kwargs,
         ("ssl", "verify_ssl", "ssl_context", "fingerprint"),
         adapter="carto_proxy.adapters.aiohttp.connector",
-        fix=_TRUST_FIX,
+        fix=TRUST_FIX,
     )
     bound = check_handshake_timeout(
         proxy_handshake_timeout, adapter="carto_proxy.adapters.aiohttp.connector"
@@ -333,14 +326,13 @@ def session(
     config = resolve_config(config)
     adapter = "carto_proxy.adapters.aiohttp.session"
     refuse_arguments(
-        kwargs, ("proxy", "proxy_auth", "request_class"), adapter=adapter, fix=_ROUTING_FIX
+        kwargs, ("proxy", "proxy_auth", "request_class"), adapter=adapter, fix=ROUTING_FIX
     )
-    if kwargs.pop("trust_env", False) is not False:
-        raise refusal(
-            f"{adapter}(trust_env=True)",
-            "aiohttp would read HTTP(S)_PROXY, NO_PROXY (urllib's dialect) and .netrc on its own",
-            "remove it: carto_proxy reads the environment once, into the ProxyConfig",
-        )
+    refuse_trust_env(
+        kwargs,
+        adapter=adapter,
+        reads="aiohttp would read HTTP(S)_PROXY, NO_PROXY (urllib's dialect) and .netrc",
+    )
     check_tls_in_tls(config)
     built_connector = kwargs.pop("connector", None)
     if built_connector is None:

@@ -36,6 +36,7 @@ from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Route
 from carto_proxy._warehouses import Warehouse
 from carto_proxy.adapters._common import (
+    TRUST_FIX,
     import_extra,
     mark_hop,
     name_route,
@@ -59,10 +60,6 @@ from carto_proxy.adapters.urllib3 import check_tls_proxy_support, request_origin
 __all__ = ["RoutingAdapter", "mount", "route_for", "session"]
 
 _SCHEMES = ("http://", "https://")
-_TRUST_FIX = (
-    "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs in "
-    "NODE_EXTRA_CA_CERTS (NODE_TLS_REJECT_UNAUTHORIZED=0 skips the proxy's certificate only)"
-)
 
 
 class RoutingAdapter(requests.adapters.HTTPAdapter):
@@ -177,7 +174,7 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
             raise refusal(
                 f"carto_proxy.adapters.requests.RoutingAdapter.send(verify={shown})",
                 "this would replace the origin verification carto_proxy configures",
-                _TRUST_FIX,
+                TRUST_FIX,
             )
         route = report_route(
             self.carto_proxy_config,

@@ -35,6 +35,7 @@ from carto_proxy._config import ProxyConfig
 from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
 from carto_proxy.adapters._common import (
+    ROUTING_FIX,
     InnerClients,
     import_extra,
     name_route,
@@ -83,10 +84,6 @@ _ROUTING_ARGUMENTS = (
 # What a ProxyManager adds to each pool's context (urllib3 2.x ProxyManager.__init__).
 _PROXY_KEYS = ("_proxy", "_proxy_headers", "_proxy_config")
 _TRUST_ARGUMENTS = ("ca_certs", "ca_cert_dir", "ca_cert_data")
-_ROUTING_FIX = (
-    "remove it: carto_proxy routes every request from the ProxyConfig "
-    "(HTTP_PROXY, HTTPS_PROXY, NO_PROXY) and configures the proxy hop itself"
-)
 _TRUST_FIX = (
     "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs "
     "in NODE_EXTRA_CA_CERTS, or pass ssl_context=config.ssl_context() after adjusting it "
@@ -146,7 +143,7 @@ class RoutingPoolManager(urllib3.PoolManager):
     ) -> None:
         adapter = "carto_proxy.adapters.urllib3.pool_manager"
         self._handshake = check_handshake_timeout(proxy_handshake_timeout, adapter=adapter)
-        refuse_arguments(connection_pool_kw, _ROUTING_ARGUMENTS, adapter=adapter, fix=_ROUTING_FIX)
+        refuse_arguments(connection_pool_kw, _ROUTING_ARGUMENTS, adapter=adapter, fix=ROUTING_FIX)
         refuse_arguments(connection_pool_kw, _TRUST_ARGUMENTS, adapter=adapter, fix=_TRUST_FIX)
         _refuse_unverified(connection_pool_kw, adapter)
         check_tls_proxy_support(config)
