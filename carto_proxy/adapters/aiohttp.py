@@ -85,18 +85,18 @@ def _origin(url: URL) -> str:
     return f"{url.scheme}://{host}" if url.port is None else f"{url.scheme}://{host}:{url.port}"
 
 
-class _Router:
+class _SessionRouting:
     """A session's configuration, the proxy and ``ssl`` each route gets, and its hop marks."""
 
     def __init__(self, config: ProxyConfig, base_url: object) -> None:
         self.config = config
         self.base_url = None if base_url is None else URL(str(base_url))
         self.origin_context = config.ssl_context()
-        self._routes = InnerClients(config, self._settings)
+        self._routes = InnerClients(config, self._proxy_settings)
         self._marks = _HopMarks()
-        self._decided: dict[str, tuple[Route, URL | None, ssl.SSLContext]] = {}
+        self._by_origin: dict[str, tuple[Route, URL | None, ssl.SSLContext]] = {}
 
-    def _settings(self, proxy: ProxyURL | None) -> tuple[URL | None, ssl.SSLContext]:
+    def _proxy_settings(self, proxy: ProxyURL | None) -> tuple[URL | None, ssl.SSLContext]:
         if proxy is None:
             return None, self.origin_context
         if proxy.is_tls and not self.config.verify_proxy:
@@ -109,15 +109,15 @@ class _Router:
             url = self.base_url.join(url)
         return self.config.route(_origin(url))
 
-    def decide(
+    def hop_settings(
         self, request: object, method: str, url: URL, headers: Any, server_hostname: str | None
     ) -> tuple[Route, URL | None, ssl.SSLContext]:
         """Route one hop about to be built, publish it; return its route, proxy and context."""
         key = _origin(url)
-        decided = self._decided.get(key)
-        if decided is None:
-            decided = self._decide(key)
-        route, proxy, context = decided
+        settings = self._by_origin.get(key)
+        if settings is None:
+            settings = self._origin_settings(key)
+        route, proxy, context = settings
         marks = self._marks
         publish_route(
             route,
@@ -132,7 +132,7 @@ class _Router:
             context = self.origin_context  # the origin is the proxy's host: verify both
         return route, proxy, context
 
-    def _decide(self, key: str) -> tuple[Route, URL | None, ssl.SSLContext]:
+    def _origin_settings(self, key: str) -> tuple[Route, URL | None, ssl.SSLContext]:
         """The route of *key* (an origin), with its proxy and context, remembered for the next
         request.
 
@@ -140,11 +140,11 @@ class _Router:
         the same place costs one dictionary lookup.
         """
         route = self.config.route(key)
-        decided = (route, *self._routes.pick(route))
-        if len(self._decided) >= _DECIDED_LIMIT:
-            self._decided.clear()
-        self._decided[key] = decided
-        return decided
+        settings = (route, *self._routes.pick(route))
+        if len(self._by_origin) >= _ORIGINS_REMEMBERED:
+            self._by_origin.clear()
+        self._by_origin[key] = settings
+        return settings
 
 
 class _HopMarks:
@@ -167,20 +167,22 @@ class _HopMarks:
         return entry[1]
 
 
-_DECIDED_LIMIT = 1024  # origins whose decision a session remembers; beyond it, it starts over
+_ORIGINS_REMEMBERED = 1024  # origins whose decision a session remembers; beyond it, it starts over
 
 
-# The router of each session built here.
-_routers: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Router] = weakref.WeakKeyDictionary()
+# The routing of each session built here.
+_session_routing: weakref.WeakKeyDictionary[aiohttp.ClientSession, _SessionRouting] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _RoutedRequest(aiohttp.ClientRequest):
     """aiohttp's request, built once per hop, with the proxy and ``ssl`` of the hop's route.
 
-    Each session gets a subclass holding its router (see :func:`_request_class`).
+    Each session gets a subclass holding its routing (see :func:`_request_class`).
     """
 
-    carto_proxy_router: ClassVar[_Router]
+    carto_proxy_routing: ClassVar[_SessionRouting]
 
     def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
         get = kwargs.get
@@ -190,15 +192,17 @@ class _RoutedRequest(aiohttp.ClientRequest):
             or get("ssl", True) is not True
         ):
             _refuse_request_arguments(kwargs)
-        self.carto_proxy_route, kwargs["proxy"], kwargs["ssl"] = self.carto_proxy_router.decide(
-            self, method, url, get("headers"), get("server_hostname")
+        self.carto_proxy_route, kwargs["proxy"], kwargs["ssl"] = (
+            self.carto_proxy_routing.hop_settings(
+                self, method, url, get("headers"), get("server_hostname")
+            )
         )
         super().__init__(method, url, **kwargs)
 
 
-def _request_class(router: _Router) -> type[aiohttp.ClientRequest]:
-    """The request class of a session routed by *router*."""
-    return type("RoutedRequest", (_RoutedRequest,), {"carto_proxy_router": router})
+def _request_class(routing: _SessionRouting) -> type[aiohttp.ClientRequest]:
+    """The request class of a session routed by *routing*."""
+    return type("RoutedRequest", (_RoutedRequest,), {"carto_proxy_routing": routing})
 
 
 def _refuse_request_arguments(kwargs: dict[str, Any]) -> None:
@@ -350,14 +354,14 @@ def session(
             "the connector given has its own proxy_handshake_timeout",
             "pass proxy_handshake_timeout to connector() instead",
         )
-    router = _Router(config, kwargs.get("base_url"))
+    routing = _SessionRouting(config, kwargs.get("base_url"))
     built = aiohttp.ClientSession(
         connector=built_connector,
-        request_class=_request_class(router),
+        request_class=_request_class(routing),
         trust_env=False,
         **kwargs,
     )
-    _routers[built] = router
+    _session_routing[built] = routing
     return built
 
 
@@ -371,7 +375,7 @@ def route_for(session: aiohttp.ClientSession, url: str | URL) -> Route:
         TypeError: *session* was not built by :func:`session`.
         TargetError: *url* cannot be routed.
     """
-    router = built_here(
-        _routers, session, "a session built by carto_proxy.adapters.aiohttp.session()"
+    routing = built_here(
+        _session_routing, session, "a session built by carto_proxy.adapters.aiohttp.session()"
     )
-    return router.route(URL(url) if isinstance(url, str) else url)
+    return routing.route(URL(url) if isinstance(url, str) else url)

@@ -433,7 +433,7 @@ def test_user_information_never_becomes_a_cache_key(
                 assert carto_aiohttp.route_for(http, url).proxy is not None
                 async with http.get(url) as response:
                     status = response.status
-                return status, [str(key) for key in carto_aiohttp._routers[http]._decided]
+                return status, [str(key) for key in carto_aiohttp._session_routing[http]._by_origin]
 
         status, decided = run(fetch)
         tunnels = [record.port for record in proxy.tunnels]
