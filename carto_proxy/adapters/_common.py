@@ -5,7 +5,6 @@ defeat the routing."""
 from __future__ import annotations
 
 import importlib
-import threading
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from types import ModuleType
 from typing import Any, Generic, TypeVar
@@ -155,31 +154,33 @@ class InnerClients(Generic[_C]):
     """The inner clients of a router: one for direct routes, one per proxy URL.
 
     Args:
-        config: the configuration whose proxies are known up front.
+        config: the configuration, whose proxies are all known up front.
         make: builds the client of a route's proxy (``None``: the direct client).
     """
 
     def __init__(self, config: ProxyConfig, make: Callable[[ProxyURL | None], _C]) -> None:
-        self._make = make
         self.direct = make(None)
-        # Every proxy an http(s) request can be routed to is known up front; building their
-        # clients now keeps the request path lock-free.
-        self.proxied: dict[ProxyURL, _C] = {
-            proxy: make(proxy) for proxy in {config.http_proxy, config.https_proxy} if proxy
-        }
-        self._lock = threading.Lock()
+        # Every proxy a route can name (GRPC_PROXY too: a grpc:// URL is routed as gRPC),
+        # built now so that picking one is a lookup, with no lock on the request path.
+        proxies = {config.http_proxy, config.https_proxy, config.grpc_proxy}
+        self.proxied: dict[ProxyURL, _C] = {proxy: make(proxy) for proxy in proxies if proxy}
 
     def pick(self, route: Route) -> _C:
-        """Return the client *route* selects."""
+        """Return the client *route* selects.
+
+        Raises:
+            RuntimeError: *route* names a proxy the configuration does not have (a route
+                decided by another configuration: a bug in carto_proxy).
+        """
         if route.proxy is None:
             return self.direct
-        inner = self.proxied.get(route.proxy)
-        if inner is None:  # not reachable with http(s) URLs; kept for safety
-            with self._lock:
-                inner = self.proxied.get(route.proxy)
-                if inner is None:
-                    inner = self.proxied[route.proxy] = self._make(route.proxy)
-        return inner
+        try:
+            return self.proxied[route.proxy]
+        except KeyError:
+            raise RuntimeError(
+                f"carto_proxy bug: the route to {route.target.authority} names a proxy this "
+                "client was not configured with"
+            ) from None
 
     def all(self) -> list[_C]:
         """Every client built so far, the direct one first."""
