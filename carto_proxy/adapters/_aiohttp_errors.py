@@ -19,16 +19,10 @@ from carto_proxy.adapters._common import explain, import_extra, name_route
 
 if TYPE_CHECKING:
     import aiohttp
-    from yarl import URL
 else:
     aiohttp = import_extra("aiohttp", "aiohttp")
 
-__all__ = ["NAMED_ERRORS", "name_aiohttp_route", "origin"]
-
-
-def origin(url: URL) -> str:
-    """``scheme://host[:port]`` of *url*: what routing depends on (the path never does)."""
-    return f"{url.scheme}://{url.raw_authority}"
+__all__ = ["NAMED_ERRORS", "name_aiohttp_route"]
 
 
 def name_aiohttp_route(error: BaseException, route: Route) -> None:

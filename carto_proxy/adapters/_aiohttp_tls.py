@@ -69,7 +69,7 @@ def check_tls_in_tls(config: ProxyConfig, version: tuple[int, int] | None = None
 
     Raises:
         ConfigError: HTTPS_PROXY is ``https://`` and Python (*version*, by default the
-            running one) is older than 3.11 (CP402).
+            running one) is older than 3.11 (CP403).
     """
     proxy = config.https_proxy
     python = version or (sys.version_info.major, sys.version_info.minor)

@@ -5,7 +5,6 @@ defeat the routing."""
 from __future__ import annotations
 
 import importlib
-import threading
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from types import ModuleType
 from typing import Any, Generic, TypeVar
@@ -19,6 +18,8 @@ from carto_proxy._warehouses import Warehouse
 from carto_proxy.exceptions import ConfigError, MissingExtraError
 
 __all__ = [
+    "ROUTING_FIX",
+    "TRUST_FIX",
     "InnerClients",
     "built_here",
     "explain",
@@ -28,11 +29,23 @@ __all__ = [
     "publish_route",
     "refusal",
     "refuse_arguments",
+    "refuse_trust_env",
     "report_route",
     "resolve_config",
 ]
 
 _C = TypeVar("_C")
+
+ROUTING_FIX = (
+    "remove it: carto_proxy routes every request from the ProxyConfig "
+    "(HTTP_PROXY, HTTPS_PROXY, NO_PROXY); change the configuration instead"
+)
+"""How to fix an argument that would route requests on its own."""
+TRUST_FIX = (
+    "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs in "
+    "NODE_EXTRA_CA_CERTS (NODE_TLS_REJECT_UNAUTHORIZED=0 skips the proxy's certificate only)"
+)
+"""How to fix an argument that would replace the origin verification."""
 
 
 def resolve_config(config: ProxyConfig | None) -> ProxyConfig:
@@ -141,31 +154,33 @@ class InnerClients(Generic[_C]):
     """The inner clients of a router: one for direct routes, one per proxy URL.
 
     Args:
-        config: the configuration whose proxies are known up front.
+        config: the configuration, whose proxies are all known up front.
         make: builds the client of a route's proxy (``None``: the direct client).
     """
 
     def __init__(self, config: ProxyConfig, make: Callable[[ProxyURL | None], _C]) -> None:
-        self._make = make
         self.direct = make(None)
-        # Every proxy an http(s) request can be routed to is known up front; building their
-        # clients now keeps the request path lock-free.
-        self.proxied: dict[ProxyURL, _C] = {
-            proxy: make(proxy) for proxy in {config.http_proxy, config.https_proxy} if proxy
-        }
-        self._lock = threading.Lock()
+        # Every proxy a route can name (GRPC_PROXY too: a grpc:// URL is routed as gRPC),
+        # built now so that picking one is a lookup, with no lock on the request path.
+        proxies = {config.http_proxy, config.https_proxy, config.grpc_proxy}
+        self.proxied: dict[ProxyURL, _C] = {proxy: make(proxy) for proxy in proxies if proxy}
 
     def pick(self, route: Route) -> _C:
-        """Return the client *route* selects."""
+        """Return the client *route* selects.
+
+        Raises:
+            RuntimeError: *route* names a proxy the configuration does not have (a route
+                decided by another configuration: a bug in carto_proxy).
+        """
         if route.proxy is None:
             return self.direct
-        inner = self.proxied.get(route.proxy)
-        if inner is None:  # not reachable with http(s) URLs; kept for safety
-            with self._lock:
-                inner = self.proxied.get(route.proxy)
-                if inner is None:
-                    inner = self.proxied[route.proxy] = self._make(route.proxy)
-        return inner
+        try:
+            return self.proxied[route.proxy]
+        except KeyError:
+            raise RuntimeError(
+                f"carto_proxy bug: the route to {route.target.authority} names a proxy this "
+                "client was not configured with"
+            ) from None
 
     def all(self) -> list[_C]:
         """Every client built so far, the direct one first."""
@@ -214,6 +229,19 @@ def refuse_arguments(
                 "this argument would bypass carto_proxy's routing or TLS settings",
                 fix,
             )
+
+
+def refuse_trust_env(kwargs: MutableMapping[str, Any], *, adapter: str, reads: str) -> None:
+    """Take ``trust_env`` out of *kwargs*; raise :class:`ConfigError` unless it is ``False``.
+
+    *reads* says what the client would read from the environment on its own.
+    """
+    if kwargs.pop("trust_env", False) is not False:
+        raise refusal(
+            f"{adapter}(trust_env=True)",
+            f"{reads} on its own",
+            "remove it: carto_proxy reads the environment once, into the ProxyConfig",
+        )
 
 
 def refusal(argument: str, problem: str, fix: str) -> ConfigError:

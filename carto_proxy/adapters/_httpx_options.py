@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from carto_proxy._config import ProxyConfig
 from carto_proxy._proxy_url import ProxyURL
-from carto_proxy.adapters._common import import_extra, refusal, refuse_arguments
+from carto_proxy.adapters._common import (
+    ROUTING_FIX,
+    import_extra,
+    refusal,
+    refuse_arguments,
+    refuse_trust_env,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -22,10 +28,6 @@ _T = TypeVar("_T")
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's
 
-_ROUTING_FIX = (
-    "remove it: carto_proxy routes every request from the ProxyConfig "
-    "(HTTP_PROXY, HTTPS_PROXY, NO_PROXY); change the configuration instead"
-)
 _TRUST_FIX = (
     "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs "
     "in NODE_EXTRA_CA_CERTS, or pass verify=config.ssl_context() after adjusting it "
@@ -67,15 +69,14 @@ def transport_options(
         kwargs,
         ("proxy", "proxies", "mounts", "transport", "uds"),
         adapter=adapter,
-        fix=_ROUTING_FIX,
+        fix=ROUTING_FIX,
     )
     refuse_arguments(kwargs, ("cert",), adapter=adapter, fix=_CERT_FIX)
-    if kwargs.pop("trust_env", False) is not False:
-        raise refusal(
-            f"{adapter}(trust_env=True)",
-            "httpx would read HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE and .netrc on its own",
-            "remove it: carto_proxy reads the environment once, into the ProxyConfig",
-        )
+    refuse_trust_env(
+        kwargs,
+        adapter=adapter,
+        reads="httpx would read HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE and .netrc",
+    )
     origin = origin_context(config, kwargs.pop("verify", True), function)
     options = {
         "http1": kwargs.get("http1", True),

@@ -27,14 +27,12 @@ from typing import Any
 from carto_proxy._config import ProxyConfig
 from carto_proxy._warehouses import Warehouse
 from carto_proxy.adapters import requests as routed_requests
-from carto_proxy.adapters._common import import_extra, report_route
-from carto_proxy.adapters.urllib3 import request_origin
+from carto_proxy.adapters._common import import_extra
 from carto_proxy.exceptions import ConfigError
 
 connection_module: Any = import_extra("snowflake.connector.connection", "snowflake")
 cursor_module: Any = import_extra("snowflake.connector.cursor", "snowflake")
 requests: Any = import_extra("requests", "snowflake")
-import_extra("requests.adapters", "snowflake")
 result_batch: Any = import_extra("snowflake.connector.result_batch", "snowflake")
 # The driver's protocol messages, for the chunk format (a module-level protobuf enum).
 protocol: Any = import_extra(
@@ -49,24 +47,10 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 class SnowflakeRoutingAdapter(routed_requests.RoutingAdapter):
-    """Route as Snowflake traffic, as the connection routes its own chunk downloads.
+    """Route as Snowflake traffic, as the connection routes its own chunk downloads."""
 
-    A chunk download is one ``GET`` of a presigned URL: no redirect to follow again.
-    """
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        """Send *request* where its route (``warehouse=Warehouse.SNOWFLAKE``) says."""
-        route = report_route(
-            self.carto_proxy_config,
-            request_origin(request.url or ""),
-            adapter="snowflake",
-            method=request.method,
-            url=request.url,
-            warehouse=Warehouse.SNOWFLAKE,
-        )
-        kwargs.update(verify=True, proxies={} if route.proxy is None else {"all": str(route.proxy)})
-        # The pools are the routing adapter's (its TLS contexts); the decision is this one.
-        return requests.adapters.HTTPAdapter.send(self, request, *args, **kwargs)
+    _reported_as = "snowflake"
+    _warehouse = Warehouse.SNOWFLAKE
 
 
 def _chunk_session(config: ProxyConfig) -> Any:

@@ -55,8 +55,11 @@ class _Bounded:
                 raise self._timed_out(deadline) from error
             raise
         finally:
+            # Whatever ended the handshake, a KeyboardInterrupt or a cancellation included:
+            # finishing closes the duplicated descriptor the deadline watches.
+            expired = deadline.finish()
             self._carto_proxy_deadline = None
-        if deadline.finish():  # expired as the handshake ended: the socket is shut down
+        if expired:  # expired as the handshake ended: the socket is shut down
             raise self._timed_out(deadline)
 
     def _new_conn(self) -> socket.socket:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from carto_proxy._config import ProxyConfig
 from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
-from carto_proxy.adapters._aiohttp_errors import NAMED_ERRORS, name_aiohttp_route, origin
+from carto_proxy.adapters._aiohttp_errors import NAMED_ERRORS, name_aiohttp_route
 from carto_proxy.adapters._aiohttp_tls import (
     ProxyHopContext,
     check_tls_in_tls,
@@ -46,6 +46,8 @@ from carto_proxy.adapters._aiohttp_tls import (
     proxy_hop_context,
 )
 from carto_proxy.adapters._common import (
+    ROUTING_FIX,
+    TRUST_FIX,
     InnerClients,
     built_here,
     explain,
@@ -54,6 +56,7 @@ from carto_proxy.adapters._common import (
     publish_route,
     refusal,
     refuse_arguments,
+    refuse_trust_env,
     resolve_config,
 )
 from carto_proxy.adapters._handshake import check_handshake_timeout, describe_timeout
@@ -67,32 +70,33 @@ else:
 
 __all__ = ["connector", "route_for", "session"]
 
-_ROUTING_FIX = (
-    "remove it: carto_proxy routes every request from the ProxyConfig "
-    "(HTTP_PROXY, HTTPS_PROXY, NO_PROXY); change the configuration instead"
-)
-_TRUST_FIX = (
-    "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs in "
-    "NODE_EXTRA_CA_CERTS (NODE_TLS_REJECT_UNAUTHORIZED=0 skips the proxy's certificate only)"
-)
 _CONNECTOR_FIX = (
     "build it with carto_proxy.adapters.aiohttp.connector(...), which takes the "
     "aiohttp.TCPConnector arguments (limit=, ttl_dns_cache=, keepalive_timeout=...) except ssl"
 )
 
 
-class _Router:
+def _origin(url: URL) -> str:
+    """``scheme://host[:port]`` of *url*: what routing depends on (never its path, nor its user
+    information, which must not become a cache key)."""
+    host = url.raw_host or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    return f"{url.scheme}://{host}" if url.port is None else f"{url.scheme}://{host}:{url.port}"
+
+
+class _SessionRouting:
     """A session's configuration, the proxy and ``ssl`` each route gets, and its hop marks."""
 
     def __init__(self, config: ProxyConfig, base_url: object) -> None:
         self.config = config
         self.base_url = None if base_url is None else URL(str(base_url))
         self.origin_context = config.ssl_context()
-        self._routes = InnerClients(config, self._settings)
+        self._routes = InnerClients(config, self._proxy_settings)
         self._marks = _HopMarks()
-        self._decided: dict[str, tuple[Route, URL | None, ssl.SSLContext]] = {}
+        self._by_origin: dict[str, tuple[Route, URL | None, ssl.SSLContext]] = {}
 
-    def _settings(self, proxy: ProxyURL | None) -> tuple[URL | None, ssl.SSLContext]:
+    def _proxy_settings(self, proxy: ProxyURL | None) -> tuple[URL | None, ssl.SSLContext]:
         if proxy is None:
             return None, self.origin_context
         if proxy.is_tls and not self.config.verify_proxy:
@@ -103,17 +107,17 @@ class _Router:
         """The route of *url* (joined to the base URL); nothing is told to anyone."""
         if self.base_url is not None and not url.absolute:
             url = self.base_url.join(url)
-        return self.config.route(origin(url))
+        return self.config.route(_origin(url))
 
-    def decide(
+    def hop_settings(
         self, request: object, method: str, url: URL, headers: Any, server_hostname: str | None
     ) -> tuple[Route, URL | None, ssl.SSLContext]:
         """Route one hop about to be built, publish it; return its route, proxy and context."""
-        key = origin(url)
-        decided = self._decided.get(key)
-        if decided is None:
-            decided = self._decide(key)
-        route, proxy, context = decided
+        key = _origin(url)
+        settings = self._by_origin.get(key)
+        if settings is None:
+            settings = self._origin_settings(key)
+        route, proxy, context = settings
         marks = self._marks
         publish_route(
             route,
@@ -128,7 +132,7 @@ class _Router:
             context = self.origin_context  # the origin is the proxy's host: verify both
         return route, proxy, context
 
-    def _decide(self, key: str) -> tuple[Route, URL | None, ssl.SSLContext]:
+    def _origin_settings(self, key: str) -> tuple[Route, URL | None, ssl.SSLContext]:
         """The route of *key* (an origin), with its proxy and context, remembered for the next
         request.
 
@@ -136,11 +140,11 @@ class _Router:
         the same place costs one dictionary lookup.
         """
         route = self.config.route(key)
-        decided = (route, *self._routes.pick(route))
-        if len(self._decided) >= _DECIDED_LIMIT:
-            self._decided.clear()
-        self._decided[key] = decided
-        return decided
+        settings = (route, *self._routes.pick(route))
+        if len(self._by_origin) >= _ORIGINS_REMEMBERED:
+            self._by_origin.clear()
+        self._by_origin[key] = settings
+        return settings
 
 
 class _HopMarks:
@@ -163,20 +167,22 @@ class _HopMarks:
         return entry[1]
 
 
-_DECIDED_LIMIT = 1024  # origins whose decision a session remembers; beyond it, it starts over
+_ORIGINS_REMEMBERED = 1024  # origins whose decision a session remembers; beyond it, it starts over
 
 
-# The router of each session built here.
-_routers: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Router] = weakref.WeakKeyDictionary()
+# The routing of each session built here.
+_session_routing: weakref.WeakKeyDictionary[aiohttp.ClientSession, _SessionRouting] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _RoutedRequest(aiohttp.ClientRequest):
     """aiohttp's request, built once per hop, with the proxy and ``ssl`` of the hop's route.
 
-    Each session gets a subclass holding its router (see :func:`_request_class`).
+    Each session gets a subclass holding its routing (see :func:`_request_class`).
     """
 
-    carto_proxy_router: ClassVar[_Router]
+    carto_proxy_routing: ClassVar[_SessionRouting]
 
     def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
         get = kwargs.get
@@ -186,23 +192,23 @@ class _RoutedRequest(aiohttp.ClientRequest):
             or get("ssl", True) is not True
         ):
             _refuse_request_arguments(kwargs)
-        self.carto_proxy_route, kwargs["proxy"], kwargs["ssl"] = self.carto_proxy_router.decide(
-            self, method, url, get("headers"), get("server_hostname")
+        self.carto_proxy_route, kwargs["proxy"], kwargs["ssl"] = (
+            self.carto_proxy_routing.hop_settings(
+                self, method, url, get("headers"), get("server_hostname")
+            )
         )
         super().__init__(method, url, **kwargs)
 
 
-def _request_class(router: _Router) -> type[aiohttp.ClientRequest]:
-    """The request class of a session routed by *router*."""
-    return type("RoutedRequest", (_RoutedRequest,), {"carto_proxy_router": router})
+def _request_class(routing: _SessionRouting) -> type[aiohttp.ClientRequest]:
+    """The request class of a session routed by *routing*."""
+    return type("RoutedRequest", (_RoutedRequest,), {"carto_proxy_routing": routing})
 
 
 def _refuse_request_arguments(kwargs: dict[str, Any]) -> None:
     adapter = "carto_proxy.adapters.aiohttp session request"
     if kwargs.get("proxy") is not None:
-        raise refusal(
-            f"{adapter}(proxy=...)", "it would bypass carto_proxy's routing", _ROUTING_FIX
-        )
+        raise refusal(f"{adapter}(proxy=...)", "it would bypass carto_proxy's routing", ROUTING_FIX)
     if kwargs.get("proxy_auth") is not None:
         raise refusal(
             f"{adapter}(proxy_auth=...)",
@@ -214,7 +220,7 @@ def _refuse_request_arguments(kwargs: dict[str, Any]) -> None:
             f"{adapter}(ssl=/verify_ssl=/ssl_context=/fingerprint=...)",
             "aiohttp would use it for the proxy hop and the origin alike, replacing the "
             "verification carto_proxy configures",
-            _TRUST_FIX,
+            TRUST_FIX,
         )
 
 
@@ -288,7 +294,7 @@ def connector(
         kwargs,
         ("ssl", "verify_ssl", "ssl_context", "fingerprint"),
         adapter="carto_proxy.adapters.aiohttp.connector",
-        fix=_TRUST_FIX,
+        fix=TRUST_FIX,
     )
     bound = check_handshake_timeout(
         proxy_handshake_timeout, adapter="carto_proxy.adapters.aiohttp.connector"
@@ -317,21 +323,20 @@ def session(
         ConfigError: an argument would bypass the routing or the TLS settings (CP400):
             ``proxy=``, ``proxy_auth=``, ``trust_env=True``, ``request_class=``, or a
             ``connector=`` not built by :func:`connector`; or an ``https://`` proxy for
-            https targets on a Python where aiohttp cannot speak TLS through TLS (CP402).
+            https targets on a Python where aiohttp cannot speak TLS through TLS (CP403).
             Per request, ``proxy=``, ``proxy_auth=`` and any ``ssl=`` / ``verify_ssl=`` /
             ``ssl_context=`` / ``fingerprint=`` are refused the same way.
     """
     config = resolve_config(config)
     adapter = "carto_proxy.adapters.aiohttp.session"
     refuse_arguments(
-        kwargs, ("proxy", "proxy_auth", "request_class"), adapter=adapter, fix=_ROUTING_FIX
+        kwargs, ("proxy", "proxy_auth", "request_class"), adapter=adapter, fix=ROUTING_FIX
     )
-    if kwargs.pop("trust_env", False) is not False:
-        raise refusal(
-            f"{adapter}(trust_env=True)",
-            "aiohttp would read HTTP(S)_PROXY, NO_PROXY (urllib's dialect) and .netrc on its own",
-            "remove it: carto_proxy reads the environment once, into the ProxyConfig",
-        )
+    refuse_trust_env(
+        kwargs,
+        adapter=adapter,
+        reads="aiohttp would read HTTP(S)_PROXY, NO_PROXY (urllib's dialect) and .netrc",
+    )
     check_tls_in_tls(config)
     built_connector = kwargs.pop("connector", None)
     if built_connector is None:
@@ -349,14 +354,14 @@ def session(
             "the connector given has its own proxy_handshake_timeout",
             "pass proxy_handshake_timeout to connector() instead",
         )
-    router = _Router(config, kwargs.get("base_url"))
+    routing = _SessionRouting(config, kwargs.get("base_url"))
     built = aiohttp.ClientSession(
         connector=built_connector,
-        request_class=_request_class(router),
+        request_class=_request_class(routing),
         trust_env=False,
         **kwargs,
     )
-    _routers[built] = router
+    _session_routing[built] = routing
     return built
 
 
@@ -370,7 +375,7 @@ def route_for(session: aiohttp.ClientSession, url: str | URL) -> Route:
         TypeError: *session* was not built by :func:`session`.
         TargetError: *url* cannot be routed.
     """
-    router = built_here(
-        _routers, session, "a session built by carto_proxy.adapters.aiohttp.session()"
+    routing = built_here(
+        _session_routing, session, "a session built by carto_proxy.adapters.aiohttp.session()"
     )
-    return router.route(URL(url) if isinstance(url, str) else url)
+    return routing.route(URL(url) if isinstance(url, str) else url)

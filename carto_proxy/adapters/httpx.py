@@ -102,7 +102,7 @@ def _explain(error: httpx.TransportError, route: Route) -> httpx.TransportError:
     return type(error)(explain(str(error) or type(error).__name__, route))
 
 
-class _Router(Generic[_T]):
+class _HttpxRouting(Generic[_T]):
     """What the sync and async routing transports share: the decision and the inner transports.
 
     Only the I/O differs between the two, as in httpx itself.
@@ -131,7 +131,7 @@ class _Router(Generic[_T]):
         except TargetError as error:
             raise UnroutableURL(error) from None
 
-    def _decide(self, request: httpx.Request) -> Route:
+    def _route_request(self, request: httpx.Request) -> Route:
         """Route *request*, about to be sent, and publish the decision."""
         try:
             return report_route(
@@ -161,7 +161,7 @@ class _Router(Generic[_T]):
         return route.proxy is not None and (route.proxy.is_tls or request.url.scheme == "https")
 
 
-class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
+class RoutingTransport(_HttpxRouting[httpx.BaseTransport], httpx.BaseTransport):
     """A transport that routes every request with :meth:`ProxyConfig.route`.
 
     Build it with :func:`transport`. Direct requests share one pooled ``httpx.HTTPTransport``;
@@ -170,7 +170,7 @@ class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the transport its route selects."""
-        route = self._decide(request)
+        route = self._route_request(request)
         inner = self._inner.pick(route)
         if not self._bounds_handshake(request, route):
             try:
@@ -194,12 +194,12 @@ class RoutingTransport(_Router[httpx.BaseTransport], httpx.BaseTransport):
             inner.close()
 
 
-class AsyncRoutingTransport(_Router[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport):
+class AsyncRoutingTransport(_HttpxRouting[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport):
     """The asyncio/trio counterpart of :class:`RoutingTransport`; see :func:`async_transport`."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the transport its route selects."""
-        route = self._decide(request)
+        route = self._route_request(request)
         inner = self._inner.pick(route)
         if not self._bounds_handshake(request, route):
             try:
@@ -326,9 +326,9 @@ def client(
     config = resolve_config(config)
     origin, options = transport_options(config, kwargs, "client")
     make = inner_transports(httpx.HTTPTransport, config, origin, **options)
-    router = RoutingTransport(config, make, proxy_handshake_timeout)
-    built = httpx.Client(transport=router, trust_env=False, **kwargs)
-    _routers[built] = router
+    routing = RoutingTransport(config, make, proxy_handshake_timeout)
+    built = httpx.Client(transport=routing, trust_env=False, **kwargs)
+    _client_transports[built] = routing
     return built
 
 
@@ -342,16 +342,16 @@ def async_client(
     config = resolve_config(config)
     origin, options = transport_options(config, kwargs, "async_client")
     make = inner_transports(httpx.AsyncHTTPTransport, config, origin, **options)
-    router = AsyncRoutingTransport(config, make, proxy_handshake_timeout)
-    built = httpx.AsyncClient(transport=router, trust_env=False, **kwargs)
-    _routers[built] = router
+    routing = AsyncRoutingTransport(config, make, proxy_handshake_timeout)
+    built = httpx.AsyncClient(transport=routing, trust_env=False, **kwargs)
+    _client_transports[built] = routing
     return built
 
 
 # The routing transport of each client built here (httpx keeps its transport private).
-_routers: weakref.WeakKeyDictionary[httpx.Client | httpx.AsyncClient, _Router[Any]] = (
-    weakref.WeakKeyDictionary()
-)
+_client_transports: weakref.WeakKeyDictionary[
+    httpx.Client | httpx.AsyncClient, _HttpxRouting[Any]
+] = weakref.WeakKeyDictionary()
 
 
 def route_for(
@@ -378,12 +378,12 @@ def route_for(
         UnroutableURL: *url* cannot be routed (a :class:`~carto_proxy.TargetError` and an
             ``httpx.InvalidURL``).
     """
-    if isinstance(client, _Router):
+    if isinstance(client, _HttpxRouting):
         return client.route(httpx.Request("GET", url))
-    router = built_here(
-        _routers,
+    routing = built_here(
+        _client_transports,
         client,
         "a client built by carto_proxy.adapters.httpx (client() or async_client()) or one "
         "of its transports",
     )
-    return router.route(client.build_request("GET", url))
+    return routing.route(client.build_request("GET", url))

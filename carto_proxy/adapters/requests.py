@@ -30,11 +30,13 @@ False
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from carto_proxy._config import ProxyConfig
 from carto_proxy._routing import Route
+from carto_proxy._warehouses import Warehouse
 from carto_proxy.adapters._common import (
+    TRUST_FIX,
     import_extra,
     mark_hop,
     name_route,
@@ -58,10 +60,6 @@ from carto_proxy.adapters.urllib3 import check_tls_proxy_support, request_origin
 __all__ = ["RoutingAdapter", "mount", "route_for", "session"]
 
 _SCHEMES = ("http://", "https://")
-_TRUST_FIX = (
-    "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs in "
-    "NODE_EXTRA_CA_CERTS (NODE_TLS_REJECT_UNAUTHORIZED=0 skips the proxy's certificate only)"
-)
 
 
 class RoutingAdapter(requests.adapters.HTTPAdapter):
@@ -85,6 +83,10 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
         "carto_proxy_config",
         "carto_proxy_handshake_timeout",
     ]
+    # What a subclass routing one warehouse's traffic sets: the adapter name its route events
+    # carry, and the warehouse every request is routed as (None: as its URL says).
+    _reported_as: ClassVar[str] = "requests"
+    _warehouse: ClassVar[Warehouse | None] = None
 
     def __init__(
         self,
@@ -148,7 +150,9 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
 
     def route(self, request: requests.PreparedRequest) -> Route:
         """Return the route *request* would take; nothing is sent, no observer is told."""
-        return self.carto_proxy_config.route(request_origin(request.url or ""))
+        return self.carto_proxy_config.route(
+            request_origin(request.url or ""), warehouse=self._warehouse
+        )
 
     def send(
         self,
@@ -170,15 +174,16 @@ class RoutingAdapter(requests.adapters.HTTPAdapter):
             raise refusal(
                 f"carto_proxy.adapters.requests.RoutingAdapter.send(verify={shown})",
                 "this would replace the origin verification carto_proxy configures",
-                _TRUST_FIX,
+                TRUST_FIX,
             )
         route = report_route(
             self.carto_proxy_config,
             request_origin(request.url or ""),
-            adapter="requests",
+            adapter=self._reported_as,
             method=request.method,
             url=request.url,
             hop=lambda: mark_hop(cast("dict[str, Any]", request.hooks), request),
+            warehouse=self._warehouse,
         )
         # A Proxy-Authorization header can only come from credentials in the ignored
         # Session.proxies (requests adds it on redirects); never send it anywhere
@@ -218,7 +223,7 @@ def route_for(session: requests.Session, url: str) -> Route:
             f"(carto_proxy.adapters.requests.session() or mount()), not this {used}: it does "
             "not route by a ProxyConfig"
         )
-    return adapter.carto_proxy_config.route(request_origin(url))
+    return adapter.carto_proxy_config.route(request_origin(url), warehouse=adapter._warehouse)
 
 
 def mount(

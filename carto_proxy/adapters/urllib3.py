@@ -35,6 +35,7 @@ from carto_proxy._config import ProxyConfig
 from carto_proxy._proxy_url import ProxyURL
 from carto_proxy._routing import Route
 from carto_proxy.adapters._common import (
+    ROUTING_FIX,
     InnerClients,
     import_extra,
     name_route,
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     import urllib3
     from urllib3.connectionpool import HTTPConnectionPool
     from urllib3.response import BaseHTTPResponse
-    from urllib3.util import parse_url
+    from urllib3.util import Url, parse_url
 else:
     urllib3 = import_extra("urllib3", "urllib3")
     parse_url = import_extra("urllib3.util", "urllib3").parse_url
@@ -80,11 +81,9 @@ _ROUTING_ARGUMENTS = (
     "_proxy_headers",
     "_proxy_config",
 )
+# What a ProxyManager adds to each pool's context (urllib3 2.x ProxyManager.__init__).
+_PROXY_KEYS = ("_proxy", "_proxy_headers", "_proxy_config")
 _TRUST_ARGUMENTS = ("ca_certs", "ca_cert_dir", "ca_cert_data")
-_ROUTING_FIX = (
-    "remove it: carto_proxy routes every request from the ProxyConfig "
-    "(HTTP_PROXY, HTTPS_PROXY, NO_PROXY) and configures the proxy hop itself"
-)
 _TRUST_FIX = (
     "remove it: origins are verified with certifi plus NODE_EXTRA_CA_CERTS; put extra CAs "
     "in NODE_EXTRA_CA_CERTS, or pass ssl_context=config.ssl_context() after adjusting it "
@@ -117,6 +116,8 @@ class _DirectManager(_Rerouting, urllib3.PoolManager):  # type: ignore[misc]
 
 
 class _ProxyManager(_Rerouting, urllib3.ProxyManager):  # type: ignore[misc]
+    proxy: Url  # always set: it is built with a proxy URL
+
     def __init__(self, router: RoutingPoolManager, proxy_url: str, **kw: Any) -> None:
         self._router = router
         super().__init__(proxy_url, **kw)
@@ -126,7 +127,8 @@ class RoutingPoolManager(urllib3.PoolManager):
     """A ``PoolManager`` that routes each request with :meth:`ProxyConfig.route`.
 
     Build it with :func:`pool_manager`. ``request()``, ``urlopen()``,
-    ``connection_from_url()`` and ``connection_from_host()`` are routed; pools live in the inner
+    ``connection_from_url()``, ``connection_from_host()``, ``connection_from_context()`` and
+    ``connection_from_pool_key()`` are routed; pools live in the inner
     managers, one ``PoolManager`` for direct routes and one ``ProxyManager`` per proxy URL.
     """
 
@@ -141,7 +143,7 @@ class RoutingPoolManager(urllib3.PoolManager):
     ) -> None:
         adapter = "carto_proxy.adapters.urllib3.pool_manager"
         self._handshake = check_handshake_timeout(proxy_handshake_timeout, adapter=adapter)
-        refuse_arguments(connection_pool_kw, _ROUTING_ARGUMENTS, adapter=adapter, fix=_ROUTING_FIX)
+        refuse_arguments(connection_pool_kw, _ROUTING_ARGUMENTS, adapter=adapter, fix=ROUTING_FIX)
         refuse_arguments(connection_pool_kw, _TRUST_ARGUMENTS, adapter=adapter, fix=_TRUST_FIX)
         _refuse_unverified(connection_pool_kw, adapter)
         check_tls_proxy_support(config)
@@ -193,24 +195,45 @@ class RoutingPoolManager(urllib3.PoolManager):
             name_route(error, route)
             raise
 
-    def connection_from_host(
-        self,
-        host: str | None,
-        port: int | None = None,
-        scheme: str | None = "http",
-        pool_kwargs: dict[str, Any] | None = None,
-    ) -> HTTPConnectionPool:
-        """Return the pool the route of ``scheme://host:port`` selects.
+    def connection_from_context(self, request_context: dict[str, Any]) -> HTTPConnectionPool:
+        """Return the pool the route of the context's ``scheme://host:port`` selects.
 
-        For a proxied ``http://`` target that is the pool to the proxy itself (forwarding),
-        as with ``ProxyManager``: send absolute URLs through it.
+        ``connection_from_host()`` and ``connection_from_url()`` come here too. For a proxied
+        ``http://`` target that is the pool to the proxy itself (forwarding), as with
+        ``ProxyManager``: send absolute URLs through it.
         """
-        scheme = (scheme or "http").lower()
+        manager, context = self._route_context(request_context)
+        return manager.connection_from_context(context)
+
+    def connection_from_pool_key(
+        self, pool_key: Any, request_context: dict[str, Any]
+    ) -> HTTPConnectionPool:
+        """Return the pool the route of *request_context* selects.
+
+        *pool_key* is not used: the inner manager keys its pools itself, by a key that names
+        its proxy.
+        """
+        manager, context = self._route_context(request_context)
+        return manager.connection_from_context(context)
+
+    def _route_context(
+        self, request_context: Mapping[str, Any]
+    ) -> tuple[_DirectManager | _ProxyManager, dict[str, Any]]:
+        """The inner manager the context's target is routed to, and the context as that manager
+        builds it (with its proxy, and for a forwarded ``http://`` target the proxy's address)."""
+        context = dict(request_context)
+        scheme = str(context.get("scheme") or "http").lower()
+        host, port = context.get("host"), context.get("port")
         netloc = f"[{host}]" if host and ":" in host and not host.startswith("[") else host
         target = f"{scheme}://{netloc if port is None else f'{netloc}:{port}'}"
         route = report_route(self.carto_proxy_config, request_origin(target), adapter="urllib3")
         manager = self._inner.pick(route)
-        return manager.connection_from_host(host, port, scheme, pool_kwargs=pool_kwargs)
+        if isinstance(manager, _ProxyManager):
+            context.update({key: manager.connection_pool_kw[key] for key in _PROXY_KEYS})
+            if scheme != "https":  # forwarded, as ProxyManager.connection_from_host does
+                proxy = manager.proxy
+                context.update(scheme=proxy.scheme, host=proxy.host, port=proxy.port)
+        return manager, context
 
     def clear(self) -> None:
         """Close every pool of every inner manager."""

@@ -417,3 +417,28 @@ def test_aiohttp_requests_go_through_the_proxy(
     assert asyncio.run(fetch_status("https://api.example.com/v1/status")) == 200
 
     assert_tunnelled("api.example.com:443")
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("hostile")
+def test_user_information_never_becomes_a_cache_key(
+    pki: PKI, origins: Origins, fake_dns: FakeDNS
+) -> None:
+    with RecordingProxy(timeout=TIMEOUT) as proxy:
+        config = make_config(proxy.url, pki.origin_ca_path)
+        url = origins.https.url_for("127.0.0.1", "/userinfo").replace("://", "://alice:pw@", 1)
+
+        async def fetch() -> tuple[int, list[str]]:
+            async with carto_aiohttp.session(config, timeout=timeouts(TIMEOUT)) as http:
+                assert carto_aiohttp.route_for(http, url).proxy is not None
+                async with http.get(url) as response:
+                    status = response.status
+                return status, [str(key) for key in carto_aiohttp._session_routing[http]._by_origin]
+
+        status, decided = run(fetch)
+        tunnels = [record.port for record in proxy.tunnels]
+    assert status == 200
+    assert tunnels == [origins.https.port]
+    cached = [*decided, *(str(key) for key in config._routes)]
+    assert f"https://127.0.0.1:{origins.https.port}" in decided
+    assert not [key for key in cached if "alice" in key or "pw" in key]

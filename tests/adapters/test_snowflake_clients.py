@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from carto_proxy import ConfigError, ProxyConfig
 from carto_proxy.testing import LocalOrigin
+from tests.adapters.http_cases import closed_port
 from tests.support.fake_snowflake import (
     ACCOUNT,
     LOGIN_PATH,
@@ -171,6 +173,61 @@ def test_result_batches_pickle_with_the_routing_and_fetch_without_a_connection(
     rows = [int(row[0]) for batch in copies for row in batch.create_iter()]
     assert rows == [1, 2, 3, 4]
     assert [request.path for request in chunk_store.requests] == ["/chunk_0"]
+
+
+@pytest.mark.skipif(INSTALLED < 5, reason="result batches fetch by themselves on 5.x only")
+def test_a_detached_chunk_download_is_sent_as_the_requests_adapter_sends(
+    chunk_store: LocalOrigin,
+) -> None:
+    from carto_proxy.adapters._snowflake_batches import _chunk_session
+
+    with _chunk_session(ProxyConfig.direct()) as http:
+        with pytest.raises(ConfigError, match=r"verify=False"):
+            http.get(f"http://127.0.0.1:{chunk_store.port}/detached", verify=False, timeout=5)
+        # Chunk headers come from the server: a Proxy-Authorization among them goes nowhere.
+        http.get(
+            f"http://127.0.0.1:{chunk_store.port}/detached",
+            headers={"Proxy-Authorization": "Basic eDp5"},
+            timeout=5,
+        )
+        with pytest.raises(requests.ConnectionError) as refused:
+            http.get(f"http://127.0.0.1:{closed_port()}/chunk_1", timeout=5)
+    sent = [request for request in chunk_store.requests if request.path == "/detached"]
+    assert [request.headers.get("proxy-authorization") for request in sent] == [None]
+    assert "[carto_proxy: http://127.0.0.1:" in str(refused.value)
+    assert ", rule " in str(refused.value)
+
+
+@pytest.mark.skipif(INSTALLED >= 5, reason="the classic driver's sessions (4.x)")
+def test_4x_sessions_route_by_origin_and_build_the_ca_bundle_once(
+    chunk_store: LocalOrigin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snowflake.connector.vendored import requests as vendored
+
+    from carto_proxy.adapters._snowflake_classic import SnowflakeSessionAdapter
+
+    built: list[str] = []
+    bundle_path = ProxyConfig.ca_bundle_path
+    monkeypatch.setattr(
+        ProxyConfig, "ca_bundle_path", lambda self: built.append("path") or bundle_path(self)
+    )
+    config = ProxyConfig.from_env(environ={"no_proxy": "localhost"})
+    known = set(config._routes)
+    with vendored.Session() as http:
+        http.mount("http://", SnowflakeSessionAdapter(config))
+        # Presigned chunk URLs: a path and a signature of their own each.
+        replies = [
+            http.get(
+                f"http://127.0.0.1:{chunk_store.port}/chunk_{n}?X-Amz-Signature=s{n}", timeout=5
+            )
+            for n in range(3)
+        ]
+    assert [reply.status_code for reply in replies] == [200] * 3
+    assert built == ["path"]
+    cached = [str(key) for key in config._routes if key not in known]
+    assert len(cached) == 1  # one route for the origin, not one per chunk
+    assert f"127.0.0.1:{chunk_store.port}" in cached[0]
+    assert "chunk_" not in cached[0]
 
 
 # -- SQLAlchemy --------------------------------------------------------------------------

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import ssl
+import threading
 from typing import Any
 
 import pytest
@@ -18,17 +23,22 @@ from carto_proxy.adapters.urllib3 import (
     request_origin,
 )
 from carto_proxy.adapters.urllib3 import route_for as urllib3_route_for
-from carto_proxy.testing import record_routes
+from carto_proxy.testing import RecordingProxy, record_routes
 from tests.adapters.http_cases import (
     CONFIG,
+    TIMEOUT,
     Driver,
     Fetcher,
     HTTPAdapterCases,
     Reply,
+    make_config,
     make_hostile,
 )
 from tests.adapters.observe_cases import ObservedAdapterCases
 from tests.adapters.trickle_cases import TrickleCases
+from tests.support.origins import Origins
+from tests.support.pki import PKI
+from tests.support.resolver import FakeDNS
 
 
 def tls_config(reject: str = "1") -> ProxyConfig:
@@ -143,6 +153,32 @@ def test_connection_from_host_is_routed() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("host", "scheme", "proxy", "pool_host"),
+    [
+        ("api.example.com", "https", "http://proxy.test:3128", "api.example.com"),
+        ("api.example.com", "http", "http://plain-only.test:8080", "plain-only.test"),
+        ("direct.test", "https", None, "direct.test"),
+        ("10.1.2.3", "http", None, "10.1.2.3"),
+    ],
+)
+def test_connection_from_context_and_pool_key_are_routed(
+    host: str, scheme: str, proxy: str | None, pool_host: str
+) -> None:
+    # urllib3's own methods would hand out a direct pool whatever the route.
+    manager = pool_manager(CONFIG)
+    context = {**manager.connection_pool_kw, "scheme": scheme, "host": host, "port": 443}
+    key = manager.key_fn_by_scheme[scheme](context)
+    with record_routes() as routes:
+        from_context = manager.connection_from_context(dict(context))
+        from_key = manager.connection_from_pool_key(key, request_context=dict(context))
+    assert from_key is from_context
+    assert (None if from_context.proxy is None else from_context.proxy.url) == proxy
+    assert from_context.host == pool_host
+    assert [route.target.authority for route in routes] == [f"{host}:443"] * 2
+    assert len(manager.pools) == 0  # the router's own pools stay empty
+
+
 def test_urls_without_a_scheme_are_routed_as_http() -> None:
     # urllib3 sends them as http (with a FutureWarning); the route must agree.
     assert pool_manager(CONFIG).route("api.carto.com/x").proxy is CONFIG.http_proxy
@@ -242,3 +278,65 @@ class TestUrllib3Observed(ObservedAdapterCases):
     def route_for(self, fetcher: Fetcher, url: str) -> Route:
         assert isinstance(fetcher, _Fetcher)
         return urllib3_route_for(fetcher.manager, url)
+
+
+# -- integration: urllib3's own cases -------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_a_pool_from_its_context_sends_through_the_route(
+    pki: PKI, origins: Origins, fake_dns: FakeDNS
+) -> None:
+    with RecordingProxy(timeout=TIMEOUT) as proxy:
+        config = make_config(proxy.url, pki.origin_ca_path, no_proxy="localhost")
+        manager = pool_manager(config, timeout=TIMEOUT, retries=False)
+        replies = []
+        for host in ("127.0.0.1", "localhost"):
+            context = {"scheme": "https", "host": host, "port": origins.https.port}
+            pool = manager.connection_from_context({**manager.connection_pool_kw, **context})
+            replies.append(pool.urlopen("GET", f"/context/{host}").json()["path"])
+        manager.clear()
+        tunnels = [(record.host, record.port) for record in proxy.tunnels]
+    assert replies == ["/context/127.0.0.1", "/context/localhost"]
+    assert tunnels == [("127.0.0.1", origins.https.port)]  # localhost went direct
+
+
+def _interrupt_main_thread(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.integration
+def test_an_interrupted_handshake_leaves_no_descriptor_open() -> None:
+    # A proxy that reads the CONNECT, then interrupts the client (as Ctrl-C would) while it
+    # waits for the answer: the deadline's duplicated socket must be closed all the same.
+    listener = socket.create_server(("127.0.0.1", 0))
+    main = threading.get_ident()
+
+    def proxy() -> None:
+        with contextlib.suppress(OSError), listener.accept()[0] as client:
+            client.settimeout(TIMEOUT)
+            client.recv(4096)  # the CONNECT: the client now blocks for the answer
+            signal.pthread_kill(main, signal.SIGUSR1)
+            client.recv(1)  # until the client goes
+
+    previous = signal.signal(signal.SIGUSR1, _interrupt_main_thread)
+    thread = threading.Thread(target=proxy, daemon=True)
+    try:
+        config = ProxyConfig.from_env(
+            environ={"HTTPS_PROXY": f"http://127.0.0.1:{listener.getsockname()[1]}"}
+        )
+        manager = pool_manager(config, timeout=TIMEOUT, retries=False)
+        before = _open_descriptors()
+        thread.start()
+        with pytest.raises(KeyboardInterrupt):
+            manager.request("GET", "https://a.test/")  # urllib3 closes the connection
+        thread.join(TIMEOUT)  # the proxy's side is closed too
+        assert _open_descriptors() == before
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        listener.close()
+        thread.join(TIMEOUT)
+
+
+def _open_descriptors() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
